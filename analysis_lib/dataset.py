@@ -1,0 +1,237 @@
+"""The HDF5 dataset: schema in one place, an atomic and resumable writer, a validating reader.
+
+One row per (galaxy, projection). Arrays are stored in physical units (Lsun per pixel, km/s);
+normalisation is fitted on the training split at training time, never per image, so absolute
+flux survives. Layout:
+
+    /inputs/image_r_{N}, /inputs/image_g_{N}   (rows, N, N) float32  Lsun per pixel
+    /inputs/vel_map, /inputs/sigma_map         (rows, M, M) float32  km/s
+    /inputs/map_mask                           (rows, M, M) bool     True = valid pixel
+    /targets/<name>, /features/<name>, /meta/<name>   (rows,)
+    root attributes: profile, seed, source, code_version, config (JSON), units (JSON)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from analysis_lib import __version__
+
+TARGETS: dict[str, str] = {
+    "log_mstar": "log10 Msun, stars in a 3D sphere of R_half",
+    "log_mtot": "log10 Msun, all matter in a 3D sphere of R_half",
+    "log_mdm": "log10 Msun, dark matter in a 3D sphere of R_half",
+    "log_mgas": "log10 Msun, gas in a 3D sphere of R_half",
+    "log_mstar_2rhalf": "log10 Msun, stars in a 3D sphere of 2 R_half",
+    "log_mtot_2rhalf": "log10 Msun, all matter in a 3D sphere of 2 R_half",
+    "log_mdm_2rhalf": "log10 Msun, dark matter in a 3D sphere of 2 R_half",
+    "log_mgas_2rhalf": "log10 Msun, gas in a 3D sphere of 2 R_half",
+    "log_mstar_proj": "log10 Msun, stars in a cylinder of projected radius R_half",
+    "log_mstar_proj_2rhalf": "log10 Msun, stars in a cylinder of projected radius 2 R_half",
+    "log_ml_r": "log10 Msun/Lsun, projected M*/L_r (dust-attenuated) within R_half",
+    "log_ml_r_2rhalf": "log10 Msun/Lsun, projected M*/L_r (dust-attenuated) within 2 R_half",
+    "log_fdm": "log10 of M_dm/M_tot in a 3D sphere of R_half",
+    "log_fstar": "log10 of M*/M_tot in a 3D sphere of R_half",
+    "log_lum_r_proj": "log10 Lsun, dust-attenuated r luminosity within projected R_half",
+    "log_lum_r_fov": "log10 Lsun, dust-attenuated r luminosity inside the image field",
+    "rhalf_kpc": "kpc, 3D half-stellar-mass radius",
+}
+FEATURES: dict[str, str] = {
+    "M_r": "AB mag, dust-attenuated absolute r magnitude within projected 2 R_half",
+    "g_r": "AB mag, g-r colour within projected 2 R_half",
+    "sfr": "Msun/yr, star formation over the last Gyr within projected 2 R_half",
+    "sersic_n": "Sersic index of the light within projected 2 R_half",
+    "q": "shortest-to-longest axis ratio of the stellar mass (iterative inertia tensor)",
+    "sigma_e": "km/s, r-luminosity-weighted LOS dispersion within projected R_half",
+    "lambda_r": "spin parameter lambda_R within projected R_half (Emsellem+2007)",
+    "kinetic_bt": "twice the stellar mass fraction with circularity < 0",
+    "f_cold": "stellar mass fraction with circularity > 0.8",
+    "f_hot": "stellar mass fraction with circularity < 0.25",
+}
+META: dict[str, str] = {
+    "galaxy_id": "integer id within the source",
+    "projection": "line of sight: 0 = x, 1 = y, 2 = z",
+    "galaxy_type": "0 = late type, 1 = early type",
+    "inclination_deg": "deg, angle between the spin axis and the line of sight",
+    "pixel_scale_kpc": "kpc per pixel of the rendered (largest) image",
+}
+MAP_INPUTS = ("vel_map", "sigma_map", "map_mask")
+ROOT_ATTRS = ("profile", "seed", "source", "code_version", "config", "units")
+
+
+class DatasetError(ValueError):
+    """A dataset file that is missing, corrupt or lacks a field; the message names file and field."""
+
+
+def image_names(sizes: Iterable[int]) -> list[str]:
+    """Input dataset names for the r and g images at each kept resolution."""
+    return [f"image_{band}_{n}" for n in sizes for band in ("r", "g")]
+
+
+def _record_scalars(record: dict, names: Iterable[str], where: str) -> dict[str, float]:
+    missing = [n for n in names if n not in record]
+    if missing:
+        raise DatasetError(f"{where}: record lacks {', '.join(missing)}")
+    return {n: record[n] for n in names}
+
+
+# --------------------------------------------------------------------------- shards (resumable)
+
+
+def shard_dir(out_path: Path) -> Path:
+    """Per-galaxy results live here until the dataset is assembled, so a run can resume."""
+    return Path(str(out_path) + ".parts")
+
+
+def shard_path(out_path: Path, galaxy_id: int) -> Path:
+    return shard_dir(out_path) / f"galaxy_{int(galaxy_id):07d}.npz"
+
+
+def write_shard(out_path: Path, galaxy_id: int, records: list[dict]) -> Path:
+    """Write one galaxy's projections atomically (temporary file, then rename)."""
+    path = shard_path(out_path, galaxy_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {}
+    for key in records[0]:
+        arrays[key] = np.stack([np.asarray(r[key]) for r in records])
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def read_shard(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as exc:  # a torn or foreign file
+        raise DatasetError(f"{path}: unreadable shard ({exc}); delete it to regenerate") from exc
+
+
+def done_galaxies(out_path: Path) -> set[int]:
+    """Galaxy ids whose shard already exists (a resumed run skips them)."""
+    d = shard_dir(out_path)
+    if not d.exists():
+        return set()
+    return {int(p.stem.split("_")[1]) for p in d.glob("galaxy_*.npz") if ".tmp" not in p.name}
+
+
+def assemble(out_path: Path, galaxy_ids: list[int], attrs: dict, image_sizes: list[int],
+             keep_shards: bool = False) -> Path:
+    """Gather the shards of `galaxy_ids` (in id order) into one HDF5 file, atomically."""
+    out_path = Path(out_path)
+    shards = [read_shard(shard_path(out_path, g)) for g in sorted(galaxy_ids)]
+    if not shards:
+        raise DatasetError(f"{out_path}: no galaxies to write")
+    columns = {k: np.concatenate([s[k] for s in shards]) for k in shards[0]}
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(tmp, "w") as f:
+        for name in image_names(image_sizes) + list(MAP_INPUTS):
+            if name not in columns:
+                raise DatasetError(f"{out_path}: observations lack input '{name}'")
+            arr = columns[name]
+            arr = arr.astype(bool) if name == "map_mask" else arr.astype(np.float32)
+            f.create_dataset(f"inputs/{name}", data=arr, chunks=(1, *arr.shape[1:]),
+                             compression="gzip", compression_opts=4, shuffle=True)
+        for group, names in (("targets", TARGETS), ("features", FEATURES), ("meta", META)):
+            for name, unit in names.items():
+                if name not in columns:
+                    raise DatasetError(f"{out_path}: observations lack {group[:-1]} '{name}'")
+                dset = f.create_dataset(f"{group}/{name}", data=columns[name])
+                dset.attrs["description"] = unit
+        units = {**TARGETS, **FEATURES, **META, "image": "Lsun per pixel", "map": "km/s"}
+        meta_attrs = {"code_version": __version__, "units": json.dumps(units), **attrs}
+        for key, value in meta_attrs.items():
+            f.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
+        f.attrs["image_sizes"] = np.asarray(image_sizes, dtype=int)
+    os.replace(tmp, out_path)
+    if not keep_shards:
+        for g in galaxy_ids:
+            shard_path(out_path, g).unlink(missing_ok=True)
+        try:
+            shard_dir(out_path).rmdir()
+        except OSError:
+            pass
+    return out_path
+
+
+# --------------------------------------------------------------------------- reader
+
+
+@dataclass
+class GalaxyDataset:
+    """A validated dataset file: a table of scalars in memory, image arrays read on demand."""
+
+    path: Path
+    table: pd.DataFrame
+    attrs: dict
+    image_sizes: list[int]
+
+    @property
+    def config(self) -> dict:
+        return json.loads(self.attrs.get("config", "{}"))
+
+    def input_names(self) -> list[str]:
+        return image_names(self.image_sizes) + list(MAP_INPUTS)
+
+    def load_inputs(self, names: Iterable[str], rows: np.ndarray | None = None
+                    ) -> dict[str, np.ndarray]:
+        """Arrays for the named inputs (all rows, or the given row indices, in that order)."""
+        out = {}
+        with h5py.File(self.path, "r") as f:
+            for name in names:
+                key = f"inputs/{name}"
+                if key not in f:
+                    raise DatasetError(f"{self.path}: no input '{name}' (have "
+                                       f"{', '.join(self.input_names())})")
+                if rows is None:
+                    out[name] = f[key][...]
+                else:
+                    rows = np.asarray(rows)
+                    order = np.argsort(rows)
+                    data = f[key][np.sort(rows)] if len(rows) else f[key][:0]
+                    inv = np.empty_like(order)
+                    inv[order] = np.arange(len(order))
+                    out[name] = data[inv]
+        return out
+
+
+def open_dataset(path: str | Path) -> GalaxyDataset:
+    """Open and validate a dataset; a missing file or field gives one error naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such dataset file (make one with "
+                           "`python -m analysis_lib dataset`)")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from exc
+    with f:
+        missing = [f"{g}/{n}" for g, names in (("targets", TARGETS), ("features", FEATURES),
+                                               ("meta", META)) for n in names if f"{g}/{n}" not in f]
+        missing += [a for a in ROOT_ATTRS if a not in f.attrs]
+        if "image_sizes" not in f.attrs:
+            missing.append("image_sizes")
+        if missing:
+            raise DatasetError(f"{path}: missing {', '.join(missing)}")
+        sizes = [int(s) for s in f.attrs["image_sizes"]]
+        for name in image_names(sizes) + list(MAP_INPUTS):
+            if f"inputs/{name}" not in f:
+                raise DatasetError(f"{path}: missing inputs/{name}")
+        columns = {}
+        for group, names in (("meta", META), ("targets", TARGETS), ("features", FEATURES)):
+            for name in names:
+                columns[name] = f[f"{group}/{name}"][...]
+        attrs = {k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v)
+                 for k, v in f.attrs.items()}
+    table = pd.DataFrame(columns)
+    return GalaxyDataset(path=path, table=table, attrs=attrs, image_sizes=sizes)

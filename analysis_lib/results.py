@@ -1,0 +1,127 @@
+"""One store of runs (CNN, GBDT, JAM, baselines) that notebooks read instead of retraining.
+
+Layout: data/results/<profile>/<kind>/<name>/ with
+    config.json       the fully resolved configuration of the run
+    meta.json         device, timings, code version, command, data source, dataset path
+    metrics.json      test metrics (bias and scatter in dex, per target and galaxy type)
+    predictions.csv   test-set predictions beside the truths, one row per sample
+    history.csv       per-epoch (or per-round) losses, if the model has them
+    extra/            anything else the model wants to keep (importances, checkpoints)
+A run is complete when metrics.json exists; every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis_lib import __version__
+from analysis_lib.paths import RESULTS_DIR
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to a temporary file beside `path`, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)
+
+
+def environment_info() -> dict:
+    """Where a run happened: enough to reproduce or to compare timings fairly."""
+    info = {"python": sys.version.split()[0], "platform": platform.platform(),
+            "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "code_version": __version__, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                   time.gmtime())}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+@dataclass
+class Run:
+    """A stored run, as notebooks see it."""
+
+    kind: str
+    name: str
+    profile: str
+    path: Path
+    config: dict
+    meta: dict
+    metrics: dict
+    predictions: pd.DataFrame
+    history: pd.DataFrame | None
+
+
+class ResultsStore:
+    """Runs under data/results/<profile>/<kind>/<name>/ (root configurable for tests)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else RESULTS_DIR
+
+    def run_dir(self, kind: str, name: str, profile: str) -> Path:
+        return self.root / profile / kind / name
+
+    def exists(self, kind: str, name: str, profile: str) -> bool:
+        return (self.run_dir(kind, name, profile) / "metrics.json").exists()
+
+    def save(self, kind: str, name: str, profile: str, *, config: dict, metrics: dict,
+             predictions: pd.DataFrame, history: pd.DataFrame | None = None,
+             meta: dict | None = None) -> Path:
+        """Write a finished run; metrics.json goes last, so a half-saved run is not 'complete'."""
+        d = self.run_dir(kind, name, profile)
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(d / "config.json", _json(config))
+        atomic_write_text(d / "meta.json", _json({**environment_info(), "command": " ".join(
+            sys.argv), **(meta or {})}))
+        atomic_write_csv(d / "predictions.csv", predictions)
+        if history is not None:
+            atomic_write_csv(d / "history.csv", history)
+        atomic_write_text(d / "metrics.json", _json(metrics))
+        return d
+
+    def load(self, kind: str, name: str, profile: str) -> Run:
+        d = self.run_dir(kind, name, profile)
+        if not (d / "metrics.json").exists():
+            raise FileNotFoundError(f"no complete {kind} run '{name}' for profile '{profile}' "
+                                    f"in {d}")
+        hist = d / "history.csv"
+        return Run(kind=kind, name=name, profile=profile, path=d,
+                   config=json.loads((d / "config.json").read_text()),
+                   meta=json.loads((d / "meta.json").read_text()),
+                   metrics=json.loads((d / "metrics.json").read_text()),
+                   predictions=pd.read_csv(d / "predictions.csv"),
+                   history=pd.read_csv(hist) if hist.exists() else None)
+
+    def list_runs(self, kind: str | None = None, profile: str | None = None) -> pd.DataFrame:
+        """One row per complete run: profile, kind, name, path."""
+        rows = []
+        for m in sorted(self.root.glob("*/*/*/metrics.json")):
+            prof, knd, name = m.parent.parent.parent.name, m.parent.parent.name, m.parent.name
+            if (kind is None or knd == kind) and (profile is None or prof == profile):
+                rows.append({"profile": prof, "kind": knd, "name": name, "path": str(m.parent)})
+        return pd.DataFrame(rows, columns=["profile", "kind", "name", "path"])
