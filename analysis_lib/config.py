@@ -63,7 +63,8 @@ def _nest(dotted: dict[str, Any]) -> dict:
     return out
 
 
-def load_config(profile: str = "quick", overrides: dict[str, Any] | list[str] | None = None) -> dict:
+def load_config(profile: str = "quick",
+                overrides: dict[str, Any] | list[str] | None = None) -> dict:
     """Defaults, then the profile, then overrides ({'cnn.epochs': 3} or ['cnn.epochs=3'])."""
     data = _profiles_data()
     if profile not in data["profiles"]:

@@ -35,7 +35,7 @@ TARGETS: dict[str, str] = {
     "log_mdm_2rhalf": "log10 Msun, dark matter in a 3D sphere of 2 R_half",
     "log_mgas_2rhalf": "log10 Msun, gas in a 3D sphere of 2 R_half",
     "log_mstar_proj": "log10 Msun, stars in a cylinder of projected radius R_half",
-    "log_mstar_proj_2rhalf": "log10 Msun, stars in a cylinder of projected radius 2 R_half",
+    "log_mstar_proj_2rhalf": "log10 Msun, stars in a cylinder of projected radius 2R_half",
     "log_ml_r": "log10 Msun/Lsun, projected M*/L_r (dust-attenuated) within R_half",
     "log_ml_r_2rhalf": "log10 Msun/Lsun, projected M*/L_r (dust-attenuated) within 2 R_half",
     "log_fdm": "log10 of M_dm/M_tot in a 3D sphere of R_half",
@@ -68,7 +68,7 @@ ROOT_ATTRS = ("profile", "seed", "source", "code_version", "config", "units")
 
 
 class DatasetError(ValueError):
-    """A dataset file that is missing, corrupt or lacks a field; the message names file and field."""
+    """A dataset file that is missing, corrupt or lacks a field; the message names both."""
 
 
 def image_names(sizes: Iterable[int]) -> list[str]:
@@ -216,8 +216,8 @@ def open_dataset(path: str | Path) -> GalaxyDataset:
     except OSError as exc:
         raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from exc
     with f:
-        missing = [f"{g}/{n}" for g, names in (("targets", TARGETS), ("features", FEATURES),
-                                               ("meta", META)) for n in names if f"{g}/{n}" not in f]
+        groups = (("targets", TARGETS), ("features", FEATURES), ("meta", META))
+        missing = [f"{g}/{n}" for g, names in groups for n in names if f"{g}/{n}" not in f]
         missing += [a for a in ROOT_ATTRS if a not in f.attrs]
         if "image_sizes" not in f.attrs:
             missing.append("image_sizes")

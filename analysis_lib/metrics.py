@@ -27,3 +27,22 @@ def stats_by_group(pred_log: np.ndarray, true_log: np.ndarray, groups: np.ndarra
         rows.append({"group": (labels or {}).get(g, g),
                      **log_ratio_stats(np.asarray(pred_log)[sel], np.asarray(true_log)[sel])})
     return pd.DataFrame(rows)
+
+
+TYPE_LABELS = {0: "late", 1: "early"}
+
+
+def target_metrics(pred_log: np.ndarray, true_log: np.ndarray, galaxy_type: np.ndarray) -> dict:
+    """The standard metrics block of metrics.json for one target: 'all', 'early', 'late'.
+
+    Every model (CNN, GBDT, JAM, baselines) writes metrics.json as
+    {"targets": {<target>: target_metrics(...) | {"paper": {...}}}, ...} so the book can
+    compare them one to one.
+    """
+    pred_log, true_log = np.asarray(pred_log), np.asarray(true_log)
+    galaxy_type = np.asarray(galaxy_type)
+    out = {"all": log_ratio_stats(pred_log, true_log)}
+    for code, label in TYPE_LABELS.items():
+        sel = galaxy_type == code
+        out[label] = log_ratio_stats(pred_log[sel], true_log[sel])
+    return out

@@ -58,8 +58,8 @@ def configure() -> None:
         rc.write_text(_GALPY_RC)
     # galpy reads ./.galpyrc before ~/.galpyrc, once, at import.
     with _cwd(cfg_dir):
-        import galpy.util.config  # noqa: F401
         import galpy  # noqa: F401
+        import galpy.util.config  # noqa: F401
 
     from colossus import settings
 

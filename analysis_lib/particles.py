@@ -88,7 +88,8 @@ class Stars(ParticleSet):
                 raise GalaxyInputError(f"stars field '{name}' has {len(arr)} rows, expected {n}")
         for band, arr in self.lum.items():
             if len(arr) != n:
-                raise GalaxyInputError(f"stars luminosity '{band}' has {len(arr)} rows, expected {n}")
+                raise GalaxyInputError(
+                    f"stars luminosity '{band}' has {len(arr)} rows, expected {n}")
         if self.potential is not None and len(self.potential) != n:
             raise GalaxyInputError("stars field 'potential' has the wrong length")
 

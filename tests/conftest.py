@@ -1,4 +1,4 @@
-"""Shared fixtures: a small synthetic dataset with the real schema, so model tests run in seconds."""
+"""Shared fixtures: a small synthetic dataset with the real schema, so model tests are fast."""
 
 from __future__ import annotations
 

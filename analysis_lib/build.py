@@ -1,0 +1,137 @@
+"""Particles -> observations -> one dataset file: parallel over galaxies, resumable, atomic.
+
+Each galaxy is observed on its own (its random stream depends only on the dataset seed and its
+id), written as a shard, and the shards are assembled in galaxy-id order at the end, so the file
+is the same whatever the number of workers and whether or not the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from analysis_lib.dataset import assemble, done_galaxies, shard_dir, write_shard
+from analysis_lib.particles import GalaxyInputError
+from analysis_lib.paths import DATASETS_DIR
+from analysis_lib.results import atomic_write_text
+
+_WORKER: dict = {}
+
+
+def default_dataset_path(cfg: dict) -> Path:
+    """data/datasets/<source>_<profile>.h5"""
+    return DATASETS_DIR / f"{cfg['data']['source']}_{cfg.get('profile', 'custom')}.h5"
+
+
+def make_source(cfg: dict, source_options: dict | None = None):
+    """The particle source named by cfg['data']['source'] ('mock' or 'tng')."""
+    options = source_options or {}
+    name = cfg["data"]["source"]
+    if name == "mock":
+        from analysis_lib.sources.mock import MockSource
+
+        return MockSource(cfg)
+    if name == "tng":
+        from analysis_lib.sources.tng import build_tng_source
+
+        return build_tng_source(cfg, **options)
+    raise ValueError(f"unknown data source '{name}' (choose mock or tng)")
+
+
+def _init_worker(cfg: dict, source_options: dict) -> None:
+    _WORKER["cfg"] = cfg
+    _WORKER["source"] = make_source(cfg, source_options)
+
+
+def _observe_one(galaxy_id: int, out: str) -> tuple[int, str | None]:
+    """Observe one galaxy and write its shard; a bad galaxy is reported, not fatal."""
+    from analysis_lib.observe import observe_galaxy
+
+    try:
+        galaxy = _WORKER["source"].load(galaxy_id)
+        records = observe_galaxy(galaxy, _WORKER["cfg"])
+    except GalaxyInputError as exc:
+        return galaxy_id, str(exc)
+    write_shard(Path(out), galaxy_id, records)
+    return galaxy_id, None
+
+
+def resolve_workers(requested: int | None) -> int:
+    return max(1, requested or os.cpu_count() or 1)
+
+
+def build_dataset(cfg: dict, out: str | Path, source_options: dict | None = None,
+                  workers: int | None = None, progress: bool = True) -> Path:
+    """Generate (or resume) the dataset file `out` for the resolved configuration `cfg`."""
+    out = Path(out)
+    source_options = source_options or {}
+    source = make_source(cfg, source_options)
+    ids = [int(i) for i in source.galaxy_ids()]
+    failures_path = Path(str(out) + ".failures.json")
+    failures: dict[str, str] = (json.loads(failures_path.read_text())
+                                if failures_path.exists() else {})
+    done = done_galaxies(out)
+    todo = [i for i in ids if i not in done and str(i) not in failures]
+    n_workers = resolve_workers(workers if workers is not None else cfg["data"]["workers"])
+    bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc=f"observing {out.name}",
+               unit="galaxy", disable=not progress)
+    shard_dir(out).mkdir(parents=True, exist_ok=True)
+    try:
+        if n_workers == 1:
+            _init_worker(cfg, source_options)
+            results = (_observe_one(i, str(out)) for i in todo)
+            for gid, err in results:
+                _record(failures, failures_path, gid, err)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(n_workers, initializer=_init_worker,
+                                     initargs=(cfg, source_options)) as pool:
+                futures = [pool.submit(_observe_one, i, str(out)) for i in todo]
+                for fut in futures:
+                    gid, err = fut.result()
+                    _record(failures, failures_path, gid, err)
+                    bar.update()
+    finally:
+        bar.close()
+    good = [i for i in ids if str(i) not in failures]
+    attrs = {"profile": cfg.get("profile", "custom"), "seed": int(cfg["seed"]),
+             "source": cfg["data"]["source"], "config": json.dumps(cfg, default=str),
+             "n_failed": len(failures), "failures": json.dumps(failures)}
+    return assemble(out, good, attrs, list(cfg["observe"]["image_sizes"]))
+
+
+def _record(failures: dict, path: Path, galaxy_id: int, err: str | None) -> None:
+    if err is not None:
+        failures[str(galaxy_id)] = err
+        atomic_write_text(path, json.dumps(failures, indent=1))
+
+
+def dataset_config_key(cfg: dict) -> str:
+    """The part of a configuration that determines a dataset's content."""
+    from analysis_lib.config import config_hash
+
+    content = {k: cfg[k] for k in ("seed", "mock", "observe")}
+    content["data"] = {k: v for k, v in cfg["data"].items() if k != "workers"}
+    return config_hash(content)
+
+
+def ensure_dataset(cfg: dict, path: str | Path | None = None, source_options: dict | None = None,
+                   progress: bool = True) -> Path:
+    """The dataset for cfg: reused if a file made with the same settings exists, else built."""
+    from analysis_lib.dataset import DatasetError, open_dataset
+
+    path = Path(path) if path else default_dataset_path(cfg)
+    if path.exists():
+        try:
+            stored = open_dataset(path).config
+        except DatasetError:
+            stored = None
+        if stored and dataset_config_key(stored) == dataset_config_key(cfg):
+            return path
+        stale = path.with_name(path.name + ".stale")
+        os.replace(path, stale)  # keep, never silently lose, an older dataset
+    return build_dataset(cfg, path, source_options, progress=progress)

@@ -1,0 +1,176 @@
+"""`python -m analysis_lib`: one entry point with a subcommand per pipeline stage.
+
+Errors are one line naming the file, galaxy or option at fault, with a non-zero exit; never a
+traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from analysis_lib.build import default_dataset_path
+from analysis_lib.config import PROFILES, ConfigError, load_config
+from analysis_lib.dataset import DatasetError, open_dataset
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is reported in one line."""
+
+    def error(self, message: str) -> None:  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="quick", choices=PROFILES,
+                   help="run profile (default: quick)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any profile parameter, e.g. --set cnn.epochs=5 (repeatable)")
+
+
+def _dataset_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", type=Path, default=None,
+                   help="dataset file (default: data/datasets/<source>_<profile>.h5)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m analysis_lib",
+                           description="Galaxy mass estimation with machine learning: "
+                           "mock universe or TNG -> dataset -> CNN / LightGBM / JAM -> book.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    p = sub.add_parser("dataset", help="generate the HDF5 dataset (images, maps, targets, "
+                       "features) from the mock universe or TNG cutouts")
+    _common(p)
+    p.add_argument("--source", choices=("mock", "tng"), default=None,
+                   help="particle source (default: the profile's, mock)")
+    p.add_argument("--out", type=Path, default=None, help="output HDF5 file")
+    p.add_argument("--cutouts", type=Path, default=None,
+                   help="directory of TNG cutout HDF5 files (with --source tng)")
+    p.add_argument("--tng-base-path", type=Path, default=None,
+                   help="local TNG simulation output directory, read with illustris_python")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+
+    p = sub.add_parser("train-cnn", help="train the multi-branch ResNet-18 experiments (Table 4)")
+    _common(p)
+    _dataset_arg(p)
+    p.add_argument("--list", action="store_true", help="list the named experiments and exit")
+    p.add_argument("--experiments", default=None,
+                   help="'all', a tag (headline, smoke) or comma-separated names "
+                   "(default: the profile's)")
+    p.add_argument("--force", action="store_true", help="retrain runs that already exist")
+
+    p = sub.add_parser("train-gbdt", help="train the LightGBM experiments (Table 6)")
+    _common(p)
+    _dataset_arg(p)
+    p.add_argument("--list", action="store_true", help="list the named experiments and exit")
+    p.add_argument("--experiments", default=None,
+                   help="'all', a tag or comma-separated names (default: the profile's)")
+    p.add_argument("--force", action="store_true", help="retrain runs that already exist")
+
+    p = sub.add_parser("jam", help="Jeans anisotropic models of the CNN's test galaxies")
+    _common(p)
+    _dataset_arg(p)
+
+    p = sub.add_parser("book", help="run every notebook with papermill, then build the book")
+    _common(p)
+    p.add_argument("--notebooks", default=None,
+                   help="comma-separated notebook names to run (default: all, in order)")
+    p.add_argument("--no-build", action="store_true", help="execute notebooks only")
+    return parser
+
+
+def _experiments_table(kind: str) -> str:
+    from analysis_lib.models.experiments import load_experiments
+
+    lines = []
+    for name, spec in load_experiments(kind).items():
+        inputs = "+".join(spec.get("inputs", spec.get("features", [])) or [])
+        targets = ",".join(spec.get("targets", [spec.get("target", "")]))
+        tags = ",".join(spec.get("tags", []))
+        lines.append(f"{name:36s} §{spec.get('section', '?'):4s} {inputs:32s} -> {targets:24s}"
+                     f" {tags}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if getattr(args, "source", None):
+        overrides.append(f"data.source={args.source}")
+    cfg = load_config(args.profile, overrides)
+
+    if args.command == "dataset":
+        from analysis_lib.build import build_dataset
+
+        options = {}
+        if cfg["data"]["source"] == "tng":
+            if args.cutouts is None and args.tng_base_path is None:
+                raise ConfigError("--source tng needs --cutouts DIR or --tng-base-path DIR")
+            options = {"cutouts_dir": args.cutouts, "base_path": args.tng_base_path}
+        out = args.out or default_dataset_path(cfg)
+        path = build_dataset(cfg, out, options, workers=args.workers)
+        print(f"dataset written: {path}")
+        return 0
+
+    if args.command in ("train-cnn", "train-gbdt"):
+        kind = args.command.split("-")[1]
+        if args.list:
+            print(_experiments_table(kind))
+            return 0
+        dataset = args.dataset or default_dataset_path(cfg)
+        open_dataset(dataset)  # validate before any model code is imported
+        selection = args.experiments or cfg[kind]["experiments"]
+        if kind == "cnn":
+            from analysis_lib.models.cnn_train import run_cnn_experiments, run_power_law_baseline
+
+            paths = run_cnn_experiments(cfg, dataset, selection, force=args.force)
+            paths.append(run_power_law_baseline(cfg, dataset))
+        else:
+            from analysis_lib.models.gbdt import run_gbdt_experiments
+
+            paths = run_gbdt_experiments(cfg, dataset, selection, force=args.force)
+        for p in paths:
+            print(f"results: {p}")
+        return 0
+
+    if args.command == "jam":
+        from analysis_lib.models.jam import run_jam_for_config
+
+        dataset = args.dataset or default_dataset_path(cfg)
+        open_dataset(dataset)
+        out = run_jam_for_config(cfg, dataset)
+        print(f"JAM results: {out}")
+        return 0
+
+    if args.command == "book":
+        from analysis_lib.book import build_book
+
+        names = args.notebooks.split(",") if args.notebooks else None
+        html = build_book(cfg, notebooks=names, build=not args.no_build,
+                          overrides=list(args.overrides))
+        if html is not None:
+            print(f"book built: open {html}")
+        return 0
+    raise ConfigError(f"unknown command '{args.command}'")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from analysis_lib.models.experiments import ExperimentError
+    from analysis_lib.particles import GalaxyInputError
+
+    try:
+        return run(args)
+    except (ConfigError, DatasetError, GalaxyInputError, ExperimentError, FileNotFoundError,
+            ValueError) as exc:
+        if os.environ.get("ANALYSIS_LIB_DEBUG"):
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
