@@ -1,0 +1,348 @@
+"""LightGBM on the Table-1 summary statistics (the paper's section 5, Table 6).
+
+One model per target, all with the paper's hyper-parameters (Table 3): objective 'regression'
+(L2), num_leaves 5, 500 rounds, min_data_in_leaf 20, no depth limit, and MAE (l1) and MSE (l2)
+recorded on the training and test sets every round (the learning curves of Fig. 4). The test set
+is only watched, never used to pick a round, so the curves do not leak into the model.
+
+Split: by galaxy by default (no projection of a test galaxy is trained on), with the paper's
+18833/9277 proportions; `split_by='projection'` (or an experiment's `split_by`) reproduces the
+paper's sample-level split, and `leakage_comparison` runs both. The split is drawn on all rows
+and the paper's exclusions (Sersic n > 100 or kinetic B/T > 1) are applied afterwards, because
+18833 + 9277 = 28110 is the sample count before the exclusions. Rows whose target is not finite
+(e.g. log of a zero dark-matter mass) are dropped too; both are counted in the metrics. A
+missing (NaN or infinite) feature value is kept and left to LightGBM's missing-value handling,
+and the number of such rows is reported.
+
+Training is deterministic: a per-experiment seed from analysis_lib.rng, deterministic=True,
+force_col_wise, and a fixed thread count (cfg['gbdt']['num_threads'], 0 = os.cpu_count()).
+lightgbm and shap are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis_lib.dataset import FEATURES, open_dataset
+from analysis_lib.metrics import log_ratio_stats, target_metrics
+from analysis_lib.models import importance as imp
+from analysis_lib.models.experiments import select_experiments
+from analysis_lib.results import ResultsStore, atomic_write_csv, atomic_write_text
+from analysis_lib.rng import make_rng
+from analysis_lib.splits import gbdt_split
+
+KIND = "gbdt"
+GBDT_TARGETS = ("log_mstar", "log_mdm", "log_mtot", "log_fstar", "log_fdm", "log_ml_r")
+HISTORY_COLUMNS = ["round", "train_l1", "train_l2", "test_l1", "test_l2"]
+PREDICTION_META = ["galaxy_id", "projection", "galaxy_type", "inclination_deg"]
+
+
+class GBDTInputError(ValueError):
+    """An experiment or dataset that cannot be trained on; the message names the field."""
+
+
+@dataclass
+class GBDTFit:
+    """Everything one experiment produces, before it is written to the store."""
+
+    booster: object
+    history: pd.DataFrame
+    predictions: pd.DataFrame
+    metrics: dict
+    importances: pd.DataFrame
+    agreement: dict
+    shap_values: pd.DataFrame
+    correlations: pd.DataFrame
+    params: dict
+    timings: dict
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def experiment_seed(cfg: dict, name: str, purpose: str = "lightgbm") -> int:
+    """An integer seed for one experiment and purpose, derived from the profile seed."""
+    return int(make_rng(cfg["seed"], "gbdt", purpose, name).integers(2**31 - 1))
+
+
+def lightgbm_params(cfg: dict, seed: int) -> dict:
+    """The paper's Table-3 set-up plus what makes LightGBM bitwise reproducible."""
+    g = cfg["gbdt"]
+    threads = int(g.get("num_threads", 0)) or (os.cpu_count() or 1)
+    return {"objective": "regression", "metric": ["l1", "l2"],
+            "num_leaves": int(g["num_leaves"]), "min_data_in_leaf": int(g["min_data_in_leaf"]),
+            "max_depth": -1, "learning_rate": float(g.get("learning_rate", 0.1)),
+            "seed": int(seed), "deterministic": True, "force_col_wise": True,
+            "num_threads": threads, "verbosity": -1}
+
+
+def run_name(experiment: dict, split_by: str) -> str:
+    """Store name: the experiment's, with '__by_projection' for the leaky split."""
+    return experiment["name"] + ("" if split_by == "galaxy" else f"__by_{split_by}")
+
+
+def _resolve(experiment: dict | str) -> dict:
+    if isinstance(experiment, str):
+        return select_experiments(KIND, [experiment])[0]
+    return experiment
+
+
+def _check_experiment(experiment: dict, table: pd.DataFrame, where: str) -> tuple[list, str]:
+    name = experiment.get("name", "?")
+    features, targets = list(experiment.get("features") or []), experiment.get("targets")
+    if not features or not isinstance(targets, list) or len(targets) != 1:
+        raise GBDTInputError(f"gbdt experiment '{name}': needs 'features' (a list) and "
+                             f"'targets' (a list of exactly one target; got {targets!r})")
+    target = targets[0]
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown:
+        raise GBDTInputError(f"gbdt experiment '{name}': unknown feature(s) {', '.join(unknown)}"
+                             f" (Table-1 features are {', '.join(FEATURES)})")
+    missing = [c for c in [*features, target, *PREDICTION_META] if c not in table.columns]
+    if missing:
+        raise GBDTInputError(f"{where}: experiment '{name}' needs column(s) "
+                             f"{', '.join(missing)}, which the dataset lacks")
+    return features, target
+
+
+# --------------------------------------------------------------------------- exclusions
+
+
+def exclusion_mask(table: pd.DataFrame, cfg: dict) -> tuple[np.ndarray, dict]:
+    """True for rows the paper excludes (Sersic n above, or kinetic B/T above, the cuts).
+
+    The cuts are per sample (sersic_n is measured per projection); counts are of rows and of
+    the distinct galaxies those rows belong to. A NaN feature is not excluded (LightGBM treats it
+    as missing).
+    """
+    g = cfg["gbdt"]
+    n_cut, bt_cut = float(g["exclude_sersic_n_above"]), float(g["exclude_kinetic_bt_above"])
+    bad_n = (table["sersic_n"].to_numpy(dtype=float) > n_cut)
+    bad_bt = (table["kinetic_bt"].to_numpy(dtype=float) > bt_cut)
+    mask = bad_n | bad_bt
+    counts = {"sersic_n_cut": n_cut, "kinetic_bt_cut": bt_cut,
+              "rows_sersic_n": int(bad_n.sum()), "rows_kinetic_bt": int(bad_bt.sum()),
+              "rows_excluded": int(mask.sum()),
+              "galaxies_affected": int(table.loc[mask, "galaxy_id"].nunique()),
+              "fraction_excluded": float(mask.mean()) if len(mask) else 0.0}
+    return mask, counts
+
+
+def kept_rows(table: pd.DataFrame, cfg: dict) -> pd.DataFrame:
+    """The table without the paper's excluded rows (for correlation plots in the notebooks)."""
+    return table.loc[~exclusion_mask(table, cfg)[0]]
+
+
+def correlation_matrix(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """Pearson R between the Table-1 features and the Table-6 targets (the paper's Fig. 10).
+
+    Computed on the rows given (pass `kept_rows(table, cfg)` for the paper's sample); `columns`
+    overrides the default set.
+    """
+    if columns is None:
+        columns = [c for c in [*FEATURES, *GBDT_TARGETS] if c in table.columns]
+    return imp.correlation_matrix(table, columns)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_booster(x_train: pd.DataFrame, y_train: np.ndarray, x_test: pd.DataFrame,
+                  y_test: np.ndarray, params: dict, num_boost_round: int
+                  ) -> tuple[object, pd.DataFrame]:
+    """Fit LightGBM for exactly `num_boost_round` rounds; return it and the learning curves.
+
+    history.csv columns: round (1-based), train_l1, train_l2, test_l1, test_l2 (MAE and MSE,
+    dex and dex^2 for log targets).
+    """
+    import lightgbm as lgb
+
+    train_set = lgb.Dataset(x_train, label=np.asarray(y_train, dtype=float),
+                            free_raw_data=False)
+    test_set = lgb.Dataset(x_test, label=np.asarray(y_test, dtype=float), reference=train_set,
+                           free_raw_data=False)
+    evals: dict = {}
+    booster = lgb.train(params, train_set, num_boost_round=int(num_boost_round),
+                        valid_sets=[train_set, test_set], valid_names=["train", "test"],
+                        callbacks=[lgb.record_evaluation(evals)])
+    history = pd.DataFrame({"round": np.arange(1, int(num_boost_round) + 1)})
+    for split in ("train", "test"):
+        for metric in ("l1", "l2"):
+            history[f"{split}_{metric}"] = evals[split][metric]
+    return booster, history[HISTORY_COLUMNS]
+
+
+def fit_gbdt(table: pd.DataFrame, cfg: dict, experiment: dict | str,
+             split_by: str | None = None, where: str = "table") -> GBDTFit:
+    """Split, exclude, train, predict, and explain one experiment on an in-memory table."""
+    experiment = _resolve(experiment)
+    features, target = _check_experiment(experiment, table, where)
+    split_by = split_by or experiment.get("split_by") or cfg["split"]["by"]
+    t0 = time.perf_counter()
+    table = table.reset_index(drop=True)
+    split = gbdt_split(table, cfg, by=split_by)
+    excluded, counts = exclusion_mask(table, cfg)
+    finite = np.isfinite(table[target].to_numpy(dtype=float))
+    counts["rows_nonfinite_target"] = int((~finite & ~excluded).sum())
+    keep = ~excluded & finite
+    rows = {s: idx[keep[idx]] for s, idx in split.items()}
+    for s in ("train", "test"):
+        counts[f"rows_excluded_{s}"] = int((~keep[split[s]]).sum())
+        if len(rows[s]) == 0:
+            raise GBDTInputError(f"{where}: experiment '{experiment['name']}' has no {s} rows "
+                                 f"left after exclusions and non-finite '{target}' values")
+    x = table[features].astype(float).replace([np.inf, -np.inf], np.nan)
+    y = table[target].to_numpy(dtype=float)
+    counts["rows_with_missing_feature"] = int(x[keep].isna().any(axis=1).sum())  # kept
+    x_train, x_test = x.iloc[rows["train"]], x.iloc[rows["test"]]
+    y_train, y_test = y[rows["train"]], y[rows["test"]]
+
+    params = lightgbm_params(cfg, experiment_seed(cfg, experiment["name"]))
+    booster, history = train_booster(x_train, y_train, x_test, y_test, params,
+                                     cfg["gbdt"]["num_boost_round"])
+    pred_test, pred_train = booster.predict(x_test), booster.predict(x_train)
+    t_fit = time.perf_counter() - t0
+
+    gain = imp.gain_importance(booster)
+    perm = imp.permutation_importance(booster, x_test, y_test,
+                                      int(cfg["gbdt"].get("permutation_repeats", 5)),
+                                      experiment_seed(cfg, experiment["name"], "permutation"))
+    shap_vals, shap_expected = imp.shap_values(booster, x_test)
+    importances = imp.importance_table(gain, perm, imp.shap_importance(shap_vals, features))
+    agreement = imp.compare_rankings(importances)
+    t_imp = time.perf_counter() - t0 - t_fit
+
+    test_meta = table.loc[rows["test"], PREDICTION_META].reset_index(drop=True)
+    predictions = test_meta.assign(**{f"true_{target}": y_test, f"pred_{target}": pred_test})
+    shap_frame = pd.concat([test_meta[["galaxy_id", "projection"]],
+                            pd.DataFrame(shap_vals, columns=features)], axis=1)
+    types_test = table["galaxy_type"].to_numpy()[rows["test"]]
+    train_gal = set(table["galaxy_id"].to_numpy()[rows["train"]])
+    test_gal = set(table["galaxy_id"].to_numpy()[rows["test"]])
+    metrics = {
+        "experiment": experiment["name"], "run": run_name(experiment, split_by),
+        "section": str(experiment.get("section", "")), "target": target, "features": features,
+        "split_by": split_by, "n_train": int(len(rows["train"])), "n_test": int(len(rows["test"])),
+        "n_galaxies_train": len(train_gal), "n_galaxies_test": len(test_gal),
+        "test_galaxies_also_in_train": len(train_gal & test_gal),
+        "targets": {target: target_metrics(pred_test, y_test, types_test)},
+        "train": {"all": log_ratio_stats(pred_train, y_train)},
+        "final_round": {k: float(v) for k, v in history.iloc[-1].items() if k != "round"},
+        "exclusions": counts,
+        "importance": {"top_feature": agreement["top_feature"],
+                       "spearman": agreement["spearman"], "summary": agreement["summary"]},
+        "shap_expected_value": shap_expected,
+    }
+    correlations = correlation_matrix(table.loc[~excluded])
+    timings = {"fit_s": t_fit, "importance_s": t_imp, "total_s": time.perf_counter() - t0}
+    return GBDTFit(booster=booster, history=history, predictions=predictions, metrics=metrics,
+                   importances=importances, agreement=agreement, shap_values=shap_frame,
+                   correlations=correlations, params=params, timings=timings)
+
+
+# --------------------------------------------------------------------------- store
+
+
+def _versions() -> dict:
+    import warnings
+
+    import lightgbm
+    import sklearn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
+
+    return {"lightgbm": lightgbm.__version__, "shap": shap.__version__,
+            "scikit-learn": sklearn.__version__}
+
+
+def save_fit(fit: GBDTFit, cfg: dict, experiment: dict, store: ResultsStore,
+             dataset_path: Path, dataset_source: str) -> Path:
+    """Write the extras first and metrics.json last (via store.save), so a crash leaves no
+    run that looks complete."""
+    name = fit.metrics["run"]
+    extra = store.run_dir(KIND, name, cfg["profile"]) / "extra"
+    atomic_write_csv(extra / "importance.csv", fit.importances)
+    atomic_write_text(extra / "importance_agreement.json",
+                      json.dumps(fit.agreement, indent=2, sort_keys=True))
+    atomic_write_csv(extra / "correlation.csv",
+                     fit.correlations.rename_axis("column").reset_index())
+    atomic_write_csv(extra / "shap_values.csv", fit.shap_values)
+    atomic_write_text(extra / "model.txt", fit.booster.model_to_string())
+    config = {**cfg, "experiment": experiment, "split_by": fit.metrics["split_by"],
+              "lightgbm_params": fit.params}
+    meta = {"dataset": str(dataset_path), "data_source": dataset_source,
+            "wall_s": fit.timings["total_s"], "device": "cpu", "timings": fit.timings,
+            "num_threads": fit.params["num_threads"], **_versions()}
+    return store.save(KIND, name, cfg["profile"], config=config, metrics=fit.metrics,
+                      predictions=fit.predictions, history=fit.history, meta=meta)
+
+
+def load_extras(run_path: str | Path) -> dict:
+    """A stored run's extras: importance table, ranking agreement, correlation matrix, SHAP."""
+    extra = Path(run_path) / "extra"
+    if not (extra / "importance.csv").exists():
+        raise FileNotFoundError(f"{extra}: no importance.csv; is this a complete gbdt run?")
+    return {"importance": pd.read_csv(extra / "importance.csv"),
+            "agreement": json.loads((extra / "importance_agreement.json").read_text()),
+            "correlation": pd.read_csv(extra / "correlation.csv", index_col="column"),
+            "shap_values": pd.read_csv(extra / "shap_values.csv")}
+
+
+def run_gbdt_experiment(cfg: dict, dataset_path: str | Path, experiment: dict | str,
+                        store: ResultsStore | None = None, force: bool = False,
+                        split_by: str | None = None) -> Path:
+    """Train one named experiment on a dataset file and store it; skip if already stored."""
+    store = store or ResultsStore()
+    experiment = _resolve(experiment)
+    split_by = split_by or experiment.get("split_by") or cfg["split"]["by"]
+    name = run_name(experiment, split_by)
+    if not force and store.exists(KIND, name, cfg["profile"]):
+        return store.run_dir(KIND, name, cfg["profile"])
+    ds = open_dataset(dataset_path)
+    fit = fit_gbdt(ds.table, cfg, experiment, split_by=split_by, where=str(ds.path))
+    return save_fit(fit, cfg, experiment, store, ds.path, str(ds.attrs.get("source", "")))
+
+
+def run_gbdt_experiments(cfg: dict, dataset_path: str | Path, selection: str | list[str],
+                         store: ResultsStore | None = None, force: bool = False) -> list[Path]:
+    """Every selected experiment ('all', a tag, or names), with a progress bar."""
+    from tqdm.auto import tqdm
+
+    experiments = select_experiments(KIND, selection)
+    paths = []
+    for exp in tqdm(experiments, desc="LightGBM experiments", unit="model"):
+        paths.append(run_gbdt_experiment(cfg, dataset_path, exp, store=store, force=force))
+    return paths
+
+
+def leakage_comparison(cfg: dict, dataset_path: str | Path, experiment: dict | str,
+                       store: ResultsStore | None = None, force: bool = False) -> pd.DataFrame:
+    """The same experiment split by galaxy and by projection (the paper's), side by side.
+
+    Both runs are stored (the leaky one as '<name>__by_projection'). One row per split: test
+    bias and scatter (dex) for all rows and per galaxy type, sizes, and how many test galaxies
+    also have a projection in the training set.
+    """
+    store = store or ResultsStore()
+    experiment = _resolve(experiment)
+    rows = []
+    for split_by in ("galaxy", "projection"):
+        path = run_gbdt_experiment(cfg, dataset_path, experiment, store=store, force=force,
+                                   split_by=split_by)
+        m = json.loads((Path(path) / "metrics.json").read_text())
+        row = {"split_by": split_by, "run": m["run"], "n_train": m["n_train"],
+               "n_test": m["n_test"],
+               "test_galaxies_also_in_train": m["test_galaxies_also_in_train"]}
+        for group, stats in m["targets"][m["target"]].items():
+            row[f"bias_{group}"], row[f"sigma_{group}"] = stats["bias"], stats["sigma"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("split_by")

@@ -1,0 +1,79 @@
+"""Local simulation reader (illustris_python) on a fake one-chunk simulation directory."""
+
+import numpy as np
+import pytest
+
+from analysis_lib.particles import GalaxyInputError
+from analysis_lib.sources.tng import TngCutoutSource, TngLocalSource, build_tng_source
+from analysis_lib.sources.tng.cutouts import cutout_path
+
+from .tng_fixtures import make_truth, write_cutout, write_fake_simulation
+
+CFG = {"data": {"min_mstar_30kpc": 1e10, "max_halo_mass": 1e14}}
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sim")
+    truths = [
+        make_truth(seed=10),  # ~2e10 Msun of stars: selected
+        make_truth(seed=11, star_mass=1e6, centre=(10.0, 74995.0, 3.0)),  # too small
+        make_truth(seed=12, centre=(30000.0, 100.0, 74900.0)),  # SubhaloFlag 0
+        make_truth(seed=13, young_fraction=0.0, centre=(5.0, 5.0, 5.0)),  # selected, early
+    ]
+    base = write_fake_simulation(root, truths, flags=[1, 1, 0, 1])
+    return base, truths, root
+
+
+def test_selection_uses_catalogue_cuts(sim):
+    base, _, _ = sim
+    assert TngLocalSource(base, cfg=CFG, snap=99).galaxy_ids() == [0, 3]
+    loose = {"data": {"min_mstar_30kpc": 1e8, "max_halo_mass": 1e14}}
+    assert TngLocalSource(base, cfg=loose, snap=99).galaxy_ids() == [0, 1, 3]
+
+
+@pytest.mark.parametrize("sid", [0, 1, 3])
+def test_local_galaxies_match_truth(sim, sid):
+    base, truths, _ = sim
+    t = truths[sid]
+    gal = TngLocalSource(base, subhalo_ids=[sid], snap=99).load(sid)
+    assert len(gal.stars) == len(t["stars"]["mass"])
+    np.testing.assert_allclose(gal.stars.pos, t["stars"]["pos"], atol=1e-6)
+    np.testing.assert_allclose(gal.stars.vel, t["stars"]["vel"], atol=2e-3)
+    np.testing.assert_allclose(gal.stars.mass, t["stars"]["mass"], rtol=1e-6)
+    np.testing.assert_allclose(gal.dm.pos, t["dm"]["pos"], atol=1e-6)
+    assert len(gal.gas) == len(t["gas"]["mass"]) + len(t["wind"]["mass"])
+    assert gal.meta["subhalo_id"] == sid and gal.meta["snapshot"] == 99
+    assert gal.meta["galaxy_type"] == ("early" if sid == 3 else "late")
+
+
+def test_local_equals_cutout_route(sim, tmp_path):
+    base, truths, _ = sim
+    write_cutout(cutout_path(tmp_path, 3), truths[3])
+    a = TngCutoutSource(tmp_path).load(3)
+    b = TngLocalSource(base, subhalo_ids=[3], snap=99).load(3)
+    for x, y in ((a.stars.pos, b.stars.pos), (a.stars.vel, b.stars.vel),
+                 (a.stars.age_gyr, b.stars.age_gyr), (a.stars.lum["r"], b.stars.lum["r"]),
+                 (a.gas.pos, b.gas.pos), (a.dm.pos, b.dm.pos)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_catalogue_centre(sim):
+    base, truths, _ = sim
+    cfg = {**CFG, "tng": {"centre": "catalogue"}}
+    gal = TngLocalSource(base, subhalo_ids=[0], cfg=cfg, snap=99).load(0)
+    assert gal.meta["centre_method"] == "catalogue SubhaloPos"
+    np.testing.assert_allclose(gal.stars.pos, truths[0]["stars"]["pos"], atol=1e-6)
+    np.testing.assert_allclose(gal.stars.vel, truths[0]["stars"]["vel"], atol=2e-3)
+
+
+def test_build_and_errors(sim, tmp_path):
+    base, _, _ = sim
+    src = build_tng_source({**CFG, "tng": {"snapshot": 99}}, base_path=base)
+    assert isinstance(src, TngLocalSource) and src.galaxy_ids() == [0, 3]
+    with pytest.raises(GalaxyInputError, match="subhalo 17"):
+        TngLocalSource(base, subhalo_ids=[17], snap=99).load(17)
+    with pytest.raises(GalaxyInputError, match="snapshot file not found"):
+        TngLocalSource(str(tmp_path), subhalo_ids=[0], snap=99)
+    with pytest.raises(ValueError, match="subhalo_ids or a cfg"):
+        TngLocalSource(base, snap=99)
