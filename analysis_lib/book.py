@@ -60,8 +60,9 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
 
 def build_html(build_dir: Path = BUILD_DIR) -> Path:
     """Jupyter Book 1.x build of the repository root (execution off in _config.yml)."""
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(REPO_ROOT), "--path-output",
-           str(build_dir.parent if build_dir.name == "_build" else build_dir)]
+    cli = "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", cli, "build", str(REPO_ROOT), "--path-output",
+           str(build_dir.parent)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-3000:]

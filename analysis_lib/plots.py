@@ -96,3 +96,83 @@ def loss_curves(history: pd.DataFrame, best_epoch: int | None = None, ax=None, t
     if title:
         ax.set_title(title, fontsize=10)
     return ax
+
+
+def target_distributions(table: pd.DataFrame,
+                         targets=("log_mstar", "log_mtot", "log_fdm", "log_ml_r")):
+    """Histograms of the central truths for late and early types."""
+    fig, axes = plt.subplots(1, len(targets), figsize=(4 * len(targets), 3.4),
+                             constrained_layout=True)
+    for ax, name in zip(np.atleast_1d(axes), targets, strict=True):
+        for code, lab, c in ((0, "late type", "tab:blue"), (1, "early type", "tab:red")):
+            vals = table.loc[table.galaxy_type == code, name].dropna()
+            if len(vals):
+                ax.hist(vals, bins=25, histtype="step", color=c, label=lab, lw=1.5)
+        ax.set_xlabel(label(name))
+        ax.set_ylabel("samples")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    return fig
+
+
+def correlation_heatmap(corr: pd.DataFrame, title: str = "Pearson correlation"):
+    """The paper's Fig. 10: Pearson R between features and targets."""
+    import seaborn as sns
+
+    n = len(corr)
+    fig, ax = plt.subplots(figsize=(0.55 * n + 2, 0.5 * n + 1.5), constrained_layout=True)
+    sns.heatmap(corr, vmin=-1, vmax=1, cmap="RdBu_r", annot=n <= 20, fmt=".2f",
+                annot_kws={"fontsize": 7}, square=True, cbar_kws={"label": "Pearson R"}, ax=ax)
+    ax.set_title(title)
+    return fig
+
+
+def prediction_pairs(predictions: pd.DataFrame) -> list[str]:
+    """Targets X with both true_X and pred_X columns in a predictions table."""
+    return [c[5:] for c in predictions.columns
+            if c.startswith("true_") and f"pred_{c[5:]}" in predictions.columns]
+
+
+def run_overview(run, max_targets: int = 3):
+    """Predicted vs true per target (by galaxy type) and the loss curves of one run."""
+    targets = prediction_pairs(run.predictions)[:max_targets]
+    has_hist = run.history is not None and "val_loss" in run.history
+    n = len(targets) + int(has_hist)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.2), constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    p = run.predictions
+    for ax, t in zip(axes, targets, strict=False):
+        pred_vs_true(p[f"pred_{t}"], p[f"true_{t}"], t, ax=ax,
+                     groups=p["galaxy_type"] if "galaxy_type" in p else None)
+    if has_hist:
+        loss_curves(run.history, run.metrics.get("best_epoch"), ax=axes[-1])
+    fig.suptitle(f"{run.kind} run '{run.name}' ({run.profile} profile)", fontsize=11)
+    return fig
+
+
+def gbdt_overview(run):
+    """The paper's Figs. 4, 11, 12 for one LightGBM run: prediction, importances, curves."""
+    from analysis_lib.models.gbdt import load_extras
+
+    extras = load_extras(run.path)
+    imp = extras["importance"].set_index("feature")
+    t = prediction_pairs(run.predictions)[0]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    p = run.predictions
+    pred_vs_true(p[f"pred_{t}"], p[f"true_{t}"], t, ax=axes[0], groups=p.get("galaxy_type"))
+    cols = [c for c in ("gain", "permutation_frac", "shap") if c in imp]
+    imp[cols].sort_values(cols[0]).plot.barh(ax=axes[1])
+    axes[1].set_xlabel("normalised importance")
+    axes[1].set_ylabel("feature")
+    axes[1].legend(["gain", "permutation", "SHAP mean |value|"][: len(cols)], fontsize=8)
+    h = run.history
+    if h is not None:
+        for col, lab in (("train_l2", "train MSE"), ("test_l2", "test MSE"),
+                         ("train_l1", "train MAE"), ("test_l1", "test MAE")):
+            if col in h:
+                axes[2].plot(h["round"], h[col], label=lab)
+        axes[2].set_xlabel("boosting round")
+        axes[2].set_ylabel("loss [dex² (MSE) or dex (MAE)]")
+        axes[2].set_yscale("log")
+        axes[2].legend(fontsize=8)
+    fig.suptitle(f"LightGBM '{run.name}' ({run.profile} profile)", fontsize=11)
+    return fig

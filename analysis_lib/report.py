@@ -6,6 +6,8 @@ dataset it came from, and the paper's TNG100 numbers sit in their own, labelled 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from analysis_lib.paths import REFERENCE_DIR
@@ -28,28 +30,10 @@ def paper_row(section: str, method: str, inputs: str, target: str) -> pd.Series 
     return table[sel].iloc[0] if sel.any() else None
 
 
-def data_label(run: Run) -> str:
+def run_data_label(run: Run) -> str:
     """'mock universe (this library), quick profile' and the like."""
     source = run.config.get("data", {}).get("source", run.meta.get("source", "?"))
     return f"{SOURCE_LABELS.get(source, source)}, {run.profile} profile"
-
-
-def comparison_table(runs: list[Run]) -> pd.DataFrame:
-    """One row per (run, target): our bias and scatter beside the paper's, source named."""
-    rows = []
-    for run in runs:
-        for target, m in run.metrics.get("targets", {}).items():
-            ref = m.get("paper") or {}
-            rows.append({
-                "experiment": run.name, "target": target,
-                "bias (dex)": m.get("all", {}).get("bias"),
-                "sigma (dex)": m.get("all", {}).get("sigma"),
-                "N test": m.get("all", {}).get("n"),
-                "data": data_label(run),
-                "paper bias (TNG100)": ref.get("bias_dex"),
-                "paper sigma (TNG100)": ref.get("sigma_dex"),
-            })
-    return pd.DataFrame(rows)
 
 
 def load_runs(kind: str, profile: str, names: list[str] | None = None,
@@ -59,3 +43,102 @@ def load_runs(kind: str, profile: str, names: list[str] | None = None,
     listed = store.list_runs(kind=kind, profile=profile)
     wanted = names if names is not None else list(listed.name)
     return [store.load(kind, n, profile) for n in wanted if store.exists(kind, n, profile)]
+
+
+def provenance_note(cfg: dict, ds) -> None:
+    """Print, at the top of each chapter, which data and profile every number below comes from."""
+    source = ds.attrs.get("source", cfg["data"]["source"])
+    n_gal = ds.table.galaxy_id.nunique()
+    print(f"Data: {SOURCE_LABELS.get(source, source)} — profile '{cfg['profile']}', "
+          f"{n_gal} galaxies × {ds.table.projection.nunique()} projections = {len(ds.table)} "
+          f"samples, seed {ds.attrs.get('seed')}, file {ds.path.name}.")
+    if source != "tng":
+        print("These are not TNG100 numbers: the paper's TNG100 values are shown beside ours "
+              "for comparison only.")
+
+
+def dataset_summary(ds) -> pd.DataFrame:
+    """Counts and medians of the key truths, per galaxy type."""
+    t = ds.table.assign(type=ds.table.galaxy_type.map({0: "late", 1: "early"}))
+    cols = ["log_mstar", "log_mtot", "log_fdm", "log_ml_r", "rhalf_kpc", "sigma_e", "g_r"]
+    summary = t.groupby("type")[cols].median().round(3)
+    summary.insert(0, "samples", t.groupby("type").size())
+    summary.insert(1, "galaxies", t.groupby("type").galaxy_id.nunique())
+    summary.columns = ["samples", "galaxies"] + [f"median {c}" for c in cols]
+    return summary
+
+
+def sample_inputs(ds, row: int) -> dict:
+    """The largest image and the maps of one sample, as 2D arrays."""
+    size = max(ds.image_sizes)
+    names = [f"image_r_{size}", f"image_g_{size}", "vel_map", "sigma_map", "map_mask"]
+    arrays = ds.load_inputs(names, [int(row)])
+    return {k: v[0] for k, v in arrays.items()}
+
+
+def sample_title(ds, row: int) -> str:
+    r = ds.table.iloc[int(row)]
+    kind = "early type" if r.galaxy_type == 1 else "late type"
+    return (f"galaxy {int(r.galaxy_id)}, projection {'xyz'[int(r.projection)]} ({kind}): "
+            f"log M*(<R½) = {r.log_mstar:.2f}, log M_tot(<R½) = {r.log_mtot:.2f}, "
+            f"R½ = {r.rhalf_kpc:.1f} kpc")
+
+
+def environment_table() -> pd.DataFrame:
+    """Versions of the packages the numbers depend on, and the machine."""
+    from importlib import metadata
+
+    from analysis_lib.results import environment_info
+
+    pkgs = ["numpy", "scipy", "torch", "torchvision", "lightgbm", "shap", "galpy", "colossus",
+            "pynbody", "jampy", "mgefit", "h5py", "papermill", "jupyter-book"]
+    rows = [{"item": k, "value": v} for k, v in environment_info().items()]
+    for p in pkgs:
+        try:
+            rows.append({"item": p, "value": metadata.version(p)})
+        except metadata.PackageNotFoundError:
+            rows.append({"item": p, "value": "not installed"})
+    return pd.DataFrame(rows)
+
+
+def book_timings(profile: str) -> pd.DataFrame:
+    """Wall time of each notebook in the last book build of a profile."""
+    import json
+
+    from analysis_lib.paths import RESULTS_DIR
+
+    path = RESULTS_DIR / profile / "book_timings.json"
+    if not path.exists():
+        return pd.DataFrame(columns=["notebook", "seconds"])
+    data = json.loads(path.read_text())
+    frame = pd.DataFrame({"notebook": list(data), "seconds": list(data.values())})
+    total = pd.DataFrame({"notebook": ["total (so far)"], "seconds": [frame.seconds.sum()]})
+    return pd.concat([frame, total], ignore_index=True)
+
+
+def benchmark_tables() -> dict[str, pd.DataFrame]:
+    """Every benchmark result file (benchmarks/*.py write them), flattened to tables."""
+    import json
+
+    from analysis_lib.paths import RESULTS_DIR
+
+    out = {}
+    for path in sorted((RESULTS_DIR / "benchmarks").glob("*.json")):
+        data = json.loads(path.read_text())
+        out[path.stem] = pd.json_normalize(data, sep=".").T.rename(columns={0: "value"})
+    return out
+
+
+def runs_table(profile: str) -> pd.DataFrame:
+    """Every complete run of a profile in the results store, with its device and time."""
+    import json
+
+    store = ResultsStore()
+    rows = []
+    for _, r in store.list_runs(profile=profile).iterrows():
+        meta_path = Path(r.path) / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        rows.append({"kind": r.kind, "name": r["name"], "device": meta.get("device", meta.get(
+            "gpu", meta.get("machine"))), "wall_s": meta.get("wall_s", meta.get("seconds")),
+            "when (UTC)": meta.get("time_utc"), "code": meta.get("code_version")})
+    return pd.DataFrame(rows)

@@ -1,0 +1,173 @@
+"""What each book chapter runs and shows, so the notebooks stay a few lines each.
+
+A section selects its experiments (the profile's selection, or one experiment described by
+papermill parameters), runs those whose results are not yet in the store, and returns the stored
+runs and a table beside the paper's numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from analysis_lib.models.experiments import load_experiments, select_experiments
+from analysis_lib.report import paper_row, run_data_label
+from analysis_lib.results import ResultsStore, Run
+
+INPUT_ALIASES = {
+    "r_image": ["image_r"],
+    "g_image": ["image_g"],
+    "gr_images": ["image_g", "image_r"],
+    "gr_colour": ["colour_gr", "image_r"],
+    "vmaps": ["vel_map", "sigma_map"],
+    "vel_map": ["vel_map"],
+    "sigma_map": ["sigma_map"],
+}
+
+
+def parse_inputs(text: str) -> list[str]:
+    """'r_image+vmaps' -> ['image_r', 'vel_map', 'sigma_map'] (the paper's input names)."""
+    out: list[str] = []
+    for part in text.replace(",", "+").split("+"):
+        part = part.strip()
+        if part not in INPUT_ALIASES:
+            raise ValueError(f"unknown input '{part}' (choose from "
+                             f"{', '.join(INPUT_ALIASES)}, joined with '+')")
+        out += [p for p in INPUT_ALIASES[part] if p not in out]
+    return out
+
+
+def custom_cnn_experiment(section: str, inputs: str, targets: list[str], resolution: int,
+                          template: dict | None = None) -> dict:
+    """An experiment described by notebook parameters, named by its content."""
+    branches = parse_inputs(inputs)
+    name = f"custom_{'-'.join(branches)}_{resolution}_{'-'.join(targets)}"
+    spec = {k: v for k, v in (template or {}).items() if k not in ("name", "tags", "paper")}
+    spec.update(name=name, section=section, inputs=branches, resolution=int(resolution),
+                targets=list(targets), description=f"custom: {inputs} at {resolution} px",
+                tags=["custom"])
+    return spec
+
+
+@dataclass
+class SectionRuns:
+    """The stored runs of one book section and their table beside the paper."""
+
+    runs: list[Run]
+    table: pd.DataFrame
+    experiments: list[dict] = field(default_factory=list)
+
+
+def section_experiments(kind: str, section: str, selection) -> list[dict]:
+    """The profile's selected experiments that belong to a paper section."""
+    return [e for e in select_experiments(kind, selection) if str(e["section"]) == section]
+
+
+def comparison_table(runs: list[Run], experiments: dict[str, dict]) -> pd.DataFrame:
+    """One row per (run, predicted or derived quantity): ours beside the paper's, data named."""
+    rows = []
+    for run in runs:
+        spec = experiments.get(run.name, run.config.get("experiment", {}))
+        refs = spec.get("paper", {}) or {}
+        method = "lightgbm" if run.kind == "gbdt" else run.kind
+        for block in ("targets", "derived"):
+            for target, m in (run.metrics.get(block) or {}).items():
+                ref = refs.get(target)
+                prow = (paper_row(ref["section"], method, ref["inputs"], ref["target"])
+                        if ref else None)
+                allm = m.get("all", m)
+                rows.append({
+                    "experiment": run.name,
+                    "quantity": target + (" (derived)" if block == "derived" else ""),
+                    "bias [dex]": allm.get("bias"), "sigma [dex]": allm.get("sigma"),
+                    "N test": allm.get("n"),
+                    "data (this study)": run_data_label(run),
+                    "paper bias [dex] (TNG100)": None if prow is None else prow["bias_dex"],
+                    "paper sigma [dex] (TNG100)": None if prow is None else prow["sigma_dex"],
+                })
+    return pd.DataFrame(rows)
+
+
+def run_cnn_section(cfg: dict, dataset: str | Path, section: str,
+                    experiments: list[dict] | None = None,
+                    store: ResultsStore | None = None) -> SectionRuns:
+    """Train (if not stored yet) and load the CNN runs of a section of the paper."""
+    from analysis_lib.models.cnn_train import run_cnn_experiment
+
+    store = store or ResultsStore()
+    exps = experiments if experiments is not None else section_experiments(
+        "cnn", section, cfg["cnn"]["experiments"])
+    for exp in exps:
+        run_cnn_experiment(cfg, dataset, exp, store=store)
+    runs = [store.load("cnn", e["name"], cfg["profile"]) for e in exps]
+    return SectionRuns(runs=runs, table=comparison_table(runs, {e["name"]: e for e in exps}),
+                       experiments=exps)
+
+
+def all_experiments(kind: str) -> dict[str, dict]:
+    return load_experiments(kind)
+
+
+def custom_cnn_from_params(section: str, inputs: str, target: str, resolution: int,
+                           cfg: dict) -> list[dict] | None:
+    """None (the section's experiments) unless the notebook was given custom inputs."""
+    if not inputs:
+        return None
+    return [custom_cnn_experiment(section, inputs, [target],
+                                  int(resolution) or int(cfg["cnn"]["image_size"]))]
+
+
+def run_gbdt_section(cfg: dict, dataset: str | Path,
+                     store: ResultsStore | None = None) -> SectionRuns:
+    """Train (if not stored yet) and load the profile's LightGBM experiments (Table 6)."""
+    from analysis_lib.models.gbdt import run_gbdt_experiment
+
+    store = store or ResultsStore()
+    exps = select_experiments("gbdt", cfg["gbdt"]["experiments"])
+    for exp in exps:
+        run_gbdt_experiment(cfg, dataset, exp, store=store)
+    runs = [store.load("gbdt", e["name"], cfg["profile"]) for e in exps]
+    return SectionRuns(runs=runs, table=comparison_table(runs, {e["name"]: e for e in exps}),
+                       experiments=exps)
+
+
+def correlations(ds, cfg: dict | None = None) -> pd.DataFrame:
+    """Pearson R of the Table-1 features and the targets over the kept samples (Fig. 10)."""
+    from analysis_lib.models.gbdt import correlation_matrix, kept_rows
+
+    table = kept_rows(ds.table, cfg) if cfg is not None else ds.table
+    return correlation_matrix(table)
+
+
+def importance_agreement(result: SectionRuns) -> pd.DataFrame:
+    """Per run: top feature by gain, permutation and SHAP, their rank correlations, and where
+    the rankings disagree."""
+    from analysis_lib.models.gbdt import load_extras
+
+    rows = []
+    for run in result.runs:
+        agree = load_extras(run.path)["agreement"]
+        row = {"experiment": run.name}
+        row.update({f"top by {m}": f for m, f in agree.get("top_feature", {}).items()})
+        row.update({f"Spearman {k.replace('_vs_', ' vs ')}": round(v, 2)
+                    for k, v in agree.get("spearman", {}).items()})
+        row["rank disagreements (>= 2 places)"] = ", ".join(
+            d["feature"] for d in agree.get("disagreements", [])) or "none"
+        row["summary"] = agree.get("summary", "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def leakage_table(cfg: dict, dataset: str | Path, experiments: tuple[str, ...] = (
+        "mstar_default", "mtot_default"), store: ResultsStore | None = None) -> pd.DataFrame:
+    """The same LightGBM experiments split by galaxy (ours) and by projection (the paper's)."""
+    from analysis_lib.models.gbdt import leakage_comparison
+
+    frames = []
+    for name in experiments:
+        frame = leakage_comparison(cfg, dataset, name, store=store).reset_index()
+        frame.insert(0, "experiment", name)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
