@@ -54,7 +54,7 @@ FEATURES: dict[str, str] = {
     "lambda_r": "spin parameter lambda_R within projected R_half (Emsellem+2007)",
     "kinetic_bt": "twice the stellar mass fraction with circularity < 0",
     "f_cold": "stellar mass fraction with circularity > 0.8",
-    "f_hot": "stellar mass fraction with circularity < 0.25",
+    "f_hot": "stellar mass fraction with |circularity| < 0.25",
 }
 META: dict[str, str] = {
     "galaxy_id": "integer id within the source",

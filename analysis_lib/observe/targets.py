@@ -1,0 +1,53 @@
+"""Truths the models learn: aperture masses, M*/L and luminosities, from the particles.
+
+3D apertures are spheres of R_half and 2 R_half (R_half = 3D half-stellar-mass radius) around the
+centre, using galaxy.enclosed_mass so analytic components are exact. Projected apertures are
+cylinders of projected radius R_half / 2 R_half along the line of sight, through the whole
+galaxy. Luminosities are the dust-attenuated r band of that line of sight. A log of an empty
+aperture (e.g. no gas) is NaN (undefined), never an invented floor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis_lib.particles import Galaxy
+
+
+def _log10(x: float) -> float:
+    return float(np.log10(x)) if x > 0 else float("nan")
+
+
+def spherical_targets(galaxy: Galaxy, rhalf: float) -> dict[str, float]:
+    """Masses in 3D spheres of R_half and 2 R_half, dark and stellar fractions, R_half itself."""
+    out: dict[str, float] = {"rhalf_kpc": float(rhalf)}
+    for suffix, radius in (("", rhalf), ("_2rhalf", 2.0 * rhalf)):
+        masses = {c: float(galaxy.enclosed_mass(c, radius)) for c in ("stars", "gas", "dm")}
+        mtot = sum(masses.values())
+        out[f"log_mstar{suffix}"] = _log10(masses["stars"])
+        out[f"log_mgas{suffix}"] = _log10(masses["gas"])
+        out[f"log_mdm{suffix}"] = _log10(masses["dm"])
+        out[f"log_mtot{suffix}"] = _log10(mtot)
+        if suffix == "":
+            out["log_fdm"] = _log10(masses["dm"] / mtot)
+            out["log_fstar"] = _log10(masses["stars"] / mtot)
+    return out
+
+
+def projected_targets(r_proj: np.ndarray, mass: np.ndarray, lum_r: np.ndarray, rhalf: float,
+                      lum_r_fov: float) -> dict[str, float]:
+    """Cylinder masses, M*/L_r (attenuated) in R_half and 2 R_half, and the r luminosities.
+
+    r_proj: projected radius of each star (kpc); lum_r: its dust-attenuated r luminosity (Lsun);
+    lum_r_fov: the r luminosity inside the image field (the rendered image's sum).
+    """
+    out: dict[str, float] = {}
+    for suffix, radius in (("", rhalf), ("_2rhalf", 2.0 * rhalf)):
+        inside = r_proj < radius
+        m, lum = float(mass[inside].sum()), float(lum_r[inside].sum())
+        out[f"log_mstar_proj{suffix}"] = _log10(m)
+        out[f"log_ml_r{suffix}"] = _log10(m / lum) if lum > 0 else float("nan")
+        if suffix == "":
+            out["log_lum_r_proj"] = _log10(lum)
+    out["log_lum_r_fov"] = _log10(lum_r_fov)
+    return out
