@@ -3,8 +3,11 @@
 Layout: data/results/<profile>/<kind>/<name>/ with
     config.json       the fully resolved configuration of the run
     meta.json         device, timings, code version, command, data source, dataset path
-    metrics.json      test metrics (bias and scatter in dex, per target and galaxy type)
-    predictions.csv   test-set predictions beside the truths, one row per sample
+    metrics.json      test metrics: {"targets": {X: metrics.target_metrics(pred, true, type)}}
+                      (bias and scatter in dex for all, early and late types), plus extras
+    predictions.csv   test-set predictions beside the truths, one row per sample: columns
+                      galaxy_id, projection, galaxy_type, inclination_deg, then for each target
+                      X: true_X and pred_X (log10 values)
     history.csv       per-epoch (or per-round) losses, if the model has them
     extra/            anything else the model wants to keep (importances, checkpoints)
 A run is complete when metrics.json exists; every file is written atomically.
