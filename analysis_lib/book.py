@@ -52,8 +52,18 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / src.name
     tmp = out_dir / f".{src.stem}.running.ipynb"
-    pm.execute_notebook(str(src), str(tmp), parameters=parameters, cwd=str(NOTEBOOK_DIR),
-                        kernel_name="python3", progress_bar=False, log_output=log_output)
+    # Figures must reach the notebook: a headless MPLBACKEND=Agg inherited by the kernel would
+    # swallow them, so the kernel gets the inline backend whatever the caller's setting.
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        pm.execute_notebook(str(src), str(tmp), parameters=parameters, cwd=str(NOTEBOOK_DIR),
+                            kernel_name="python3", progress_bar=False, log_output=log_output)
+    finally:
+        if old is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old
     os.replace(tmp, out)
     return out
 

@@ -29,17 +29,13 @@ def default_dataset_path(cfg: dict) -> Path:
 
 def make_source(cfg: dict, source_options: dict | None = None):
     """The particle source named by cfg['data']['source'] ('mock' or 'tng')."""
-    options = source_options or {}
-    name = cfg["data"]["source"]
-    if name == "mock":
-        from analysis_lib.sources.mock import MockSource
-
-        return MockSource(cfg)
-    if name == "tng":
+    if cfg["data"]["source"] == "tng":
         from analysis_lib.sources.tng import build_tng_source
 
-        return build_tng_source(cfg, **options)
-    raise ValueError(f"unknown data source '{name}' (choose mock or tng)")
+        return build_tng_source(cfg, **(source_options or {}))
+    from analysis_lib.sources import make_source as make_mock_or_named
+
+    return make_mock_or_named(cfg)
 
 
 def _init_worker(cfg: dict, source_options: dict) -> None:

@@ -66,3 +66,23 @@ def test_main_returns_nonzero_on_bad_dataset(tmp_path, capsys):
                  "all"])
     assert code == 2
     assert "bad.h5" in capsys.readouterr().err
+
+
+def test_no_number_in_a_profile_is_read_as_a_string():
+    """YAML reads 1.0e10 (no exponent sign) as a string: every such value must be a number."""
+    import re
+
+    def leaves(node, path=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from leaves(v, f"{path}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from leaves(v, f"{path}[{i}]")
+        else:
+            yield path, node
+
+    for profile in ("smoke", "quick", "paper"):
+        for path, value in leaves(load_config(profile)):
+            if isinstance(value, str):
+                assert not re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?(\s*#.*)?", value), path

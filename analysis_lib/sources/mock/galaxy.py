@@ -1,0 +1,255 @@
+"""Build one mock galaxy (particles + analytic halo) from its population row.
+
+Everything random is drawn from per-galaxy, per-purpose generators (rng.galaxy_rng), so a
+galaxy depends only on (seed, galaxy_id, its row) and not on load order or worker count.
+The galaxy is first built in its disc frame (spin axis = z) and then given a random
+orientation, since the observation step projects along the box axes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.transform import Rotation
+
+from analysis_lib.particles import Galaxy, GalaxyInputError, Gas, Stars
+from analysis_lib.rng import galaxy_rng
+from analysis_lib.sources.mock import dynamics, stellar_pops
+from analysis_lib.sources.mock.mass_model import (
+    NFW,
+    ExponentialDiscMonopole,
+    Hernquist,
+    SheetPotential,
+    SphericalModel,
+    contract_halo,
+    exponential_disc_radii,
+    stratified_uniform,
+)
+from analysis_lib.sources.mock.relations import G_KPC_KMS2_MSUN as G
+from analysis_lib.sources.mock.ssp import (
+    SUN_ABS_MAG_LSST_AB,
+    mass_loss_fraction,
+    particle_luminosities,
+)
+
+GAS_SIGMA_KMS = 10.0  # velocity dispersion of the cold gas disc
+
+
+def imf_alpha(sigma_kms: float) -> float:
+    """Stellar mass excess over Kroupa at fixed light, ATLAS3D-like (Posacki+2015 fit).
+
+    log alpha_Salpeter = 0.38 log(sigma / 200 km/s) - 0.06, and a Salpeter IMF is 0.19 dex
+    heavier than Kroupa at fixed light, so log alpha_Kroupa = 0.38 log(sigma/200) + 0.13,
+    floored at 0 (never lighter than Kroupa).
+    """
+    return float(10 ** max(0.38 * np.log10(max(sigma_kms, 1.0) / 200.0) + 0.13, 0.0))
+
+
+def build_mass_model(row: pd.Series | dict, mcfg: dict, alpha: float = 1.0
+                     ) -> tuple[SphericalModel, dict]:
+    """Spherical components and total model for a population row (stellar mass x alpha)."""
+    m_star = float(row["m_star"]) * alpha
+    bt = float(row["bt"])
+    comps: dict = {}
+    if bt > 0:
+        comps["bulge"] = Hernquist(m_star * bt, float(row["bulge_a_kpc"]))
+    if bt < 1:
+        comps["disc"] = ExponentialDiscMonopole(m_star * (1 - bt), float(row["disc_rd_kpc"]))
+    m_gas = float(row["m_gas"])
+    if m_gas > 0:
+        comps["gas"] = ExponentialDiscMonopole(m_gas, float(row["gas_rd_kpc"]))
+    m_bar = m_star + m_gas
+    m200, conc, r200 = float(row["m200c"]), float(row["concentration"]), float(row["r200c_kpc"])
+    if m_bar >= m200:
+        raise GalaxyInputError(f"galaxy {row['galaxy_id']}: baryon mass exceeds M200c")
+    halo = NFW(m200, conc, r200, 1 - m_bar / m200)
+    if mcfg.get("contraction"):
+        baryons = dict(comps)
+
+        def m_b(r):
+            return sum(c.enclosed_mass(r) for c in baryons.values())
+
+        comps["dm"] = contract_halo(halo, m_b, m_bar)
+    else:
+        comps["dm"] = halo
+    return SphericalModel(comps, halo_tail=halo), comps
+
+
+def _random_orientation(rng: np.random.Generator, spin: np.ndarray) -> np.ndarray:
+    """Rotation matrix taking the disc frame (z = spin) to the box frame, random about spin."""
+    spin = spin / np.linalg.norm(spin)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(spin[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = np.cross(spin, helper)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(spin, e1)
+    about = Rotation.from_rotvec(spin * rng.uniform(0, 2 * np.pi)).as_matrix()
+    return about @ np.column_stack([e1, e2, spin])
+
+
+def _disc_positions(rng: np.random.Generator, n: int, r_d: float, z0: float) -> np.ndarray:
+    """Exponential-disc radii (stratified inverse CDF), uniform azimuth, sech^2 heights."""
+    r = exponential_disc_radii(stratified_uniform(rng, n), r_d)
+    phi = rng.uniform(0, 2 * np.pi, n)
+    z = z0 * np.arctanh(np.clip(rng.uniform(-1, 1, n), -1 + 1e-12, 1 - 1e-12))
+    return np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
+
+
+def _isotropic_positions(rng: np.random.Generator, r: np.ndarray) -> np.ndarray:
+    d = rng.normal(size=(len(r), 3))
+    return r[:, None] * d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def _flip_to_prograde(rng: np.random.Generator, pos: np.ndarray, vel: np.ndarray,
+                      fraction: float) -> np.ndarray:
+    """Reverse v_phi of a random `fraction` of retrograde stars (keeps E and |L|: equilibrium)."""
+    lz = pos[:, 0] * vel[:, 1] - pos[:, 1] * vel[:, 0]
+    flip = (lz < 0) & (rng.uniform(size=len(lz)) < fraction)
+    rc = np.maximum(np.hypot(pos[:, 0], pos[:, 1]), 1e-12)
+    e_phi = np.column_stack([-pos[:, 1] / rc, pos[:, 0] / rc, np.zeros(len(rc))])
+    v_phi = np.einsum("ij,ij->i", vel, e_phi)
+    out = vel.copy()
+    out[flip] -= 2 * v_phi[flip, None] * e_phi[flip]
+    return out
+
+
+def _n_particles(mass: float, particle_mass: float) -> int:
+    return int(np.round(mass / particle_mass))
+
+
+def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
+    """Particles, populations, equilibrium velocities and truths for one population row.
+
+    Galaxy.meta holds: galaxy_type, source='mock', spin_axis (unit vector, box frame), m200c,
+    r200c_kpc, concentration, bt, re_kpc_drawn, m_star_model / m_gas_model (Msun, the model's
+    masses; m_star_dropped / m_gas_dropped: component mass below half a particle, absent from
+    the particles but present in the potential), r_half_3d_model, fdm_rhalf_model,
+    sigma_proxy_kms (sqrt(G M(<r_half) / 3 r_half)), imf_alpha, contraction, slow_rotator,
+    sfr_100myr (Msun/yr), toomre_q_min (discs), vcirc_kms and potential_kms2 (callables of 3D r
+    in kpc: the monopole), mass_model and disc_sheet (the exact model potential, disc frame),
+    orientation_matrix (disc frame -> box frame: x_box = M @ x_disc).
+    """
+    gid = int(row["galaxy_id"])
+    seed = cfg["seed"]
+    mcfg = cfg["mock"]
+    early = bool(row["early"])
+    m_p = float(mcfg["star_particle_mass"])
+
+    model, comps = build_mass_model(row, mcfg)
+    r_half_kroupa = model.half_mass_radius(tuple(c for c in ("bulge", "disc") if c in comps))
+    sigma_proxy = float(np.sqrt(G * model.enclosed_mass(r_half_kroupa) / (3 * r_half_kroupa)))
+    alpha = 1.0
+    if mcfg["imf"] == "varying":
+        alpha = imf_alpha(sigma_proxy)
+        model, comps = build_mass_model(row, mcfg, alpha)
+    elif mcfg["imf"] != "kroupa":
+        raise ValueError(f"mock.imf '{mcfg['imf']}' unknown (kroupa | varying)")
+
+    rng_pos = galaxy_rng(seed, gid, "positions")
+    rng_vel = galaxy_rng(seed, gid, "velocities")
+    rng_pop = galaxy_rng(seed, gid, "populations")
+    rng_gas = galaxy_rng(seed, gid, "gas")
+    rng_orient = galaxy_rng(seed, gid, "orientation")
+
+    quench_gyr = float(rng_pop.uniform(1.0, 3.0)) if early else 0.0
+    pos_parts, vel_parts, age_parts, z_parts, mass_parts, comp_parts = [], [], [], [], [], []
+    sheet = None
+    m_star_total = float(row["m_star"]) * alpha
+    if "bulge" in comps:
+        bulge = comps["bulge"]
+        n_b = max(_n_particles(bulge.mass, m_p), 1)
+        pos_b = _isotropic_positions(rng_pos, bulge.sample_radii(rng_pos, n_b))
+        r_a = mcfg.get("anisotropy_ra_rhalf")
+        r_a_kpc = None if r_a is None else float(r_a) * (1 + np.sqrt(2)) * bulge.a
+        q, f = dynamics.eddington_df(model, bulge.density, r_a=r_a_kpc)
+        vel_b = dynamics.sample_spheroid_velocities(rng_vel, pos_b, model, q, f, r_a=r_a_kpc)
+        vel_b = _flip_to_prograde(rng_vel, pos_b, vel_b, float(row["rotation_flip"]))
+        age_b, z_b = stellar_pops.bulge_populations(
+            rng_pop, np.linalg.norm(pos_b, axis=1), 1.8153 * bulge.a, m_star_total,
+            float(row["log_z_zsun"]), quench_gyr)
+        pos_parts.append(pos_b)
+        vel_parts.append(vel_b)
+        age_parts.append(age_b)
+        z_parts.append(z_b)
+        mass_parts.append(np.full(n_b, bulge.mass / n_b))
+        comp_parts.append(np.zeros(n_b, np.int8))
+    if "disc" in comps:
+        disc = comps["disc"]
+        n_d = _n_particles(disc.mass, m_p)
+        if n_d > 0:
+            z0 = float(row["disc_z0_kpc"])
+            sheet = SheetPotential(disc.mass / (2 * np.pi * disc.r_d**2), disc.r_d, z0)
+            pos_d = _disc_positions(rng_pos, n_d, disc.r_d, z0)
+            moments = dynamics.disc_kinematics(model, sheet)
+            q_min = float(np.min(moments["toomre_q"](np.linspace(0.5, 4, 20) * disc.r_d)))
+            vel_d = dynamics.sample_disc_velocities(rng_vel, pos_d, moments)
+            age_d, z_d = stellar_pops.disc_populations(
+                rng_pop, np.hypot(pos_d[:, 0], pos_d[:, 1]), disc.r_d, m_star_total,
+                float(row["log_z_zsun"]), early, quench_gyr)
+            pos_parts.append(pos_d)
+            vel_parts.append(vel_d)
+            age_parts.append(age_d)
+            z_parts.append(z_d)
+            mass_parts.append(np.full(n_d, disc.mass / n_d))
+            comp_parts.append(np.ones(n_d, np.int8))
+    if not pos_parts:
+        raise GalaxyInputError(f"galaxy {gid}: stellar mass below one particle")
+    pos = np.concatenate(pos_parts)
+    vel = np.concatenate(vel_parts)
+    age = np.concatenate(age_parts)
+    metal = np.concatenate(z_parts)
+    mass = np.concatenate(mass_parts)
+    potential = dynamics.total_potential(model, sheet, pos)
+    lum = particle_luminosities(mass / alpha, age, metal, ("g", "r"))
+    # light is that of the Kroupa-IMF mass (mass / alpha); the extra alpha is dark stellar mass
+
+    m_star_dropped = m_star_total - float(mass.sum())
+    gas = None
+    m_gas = float(row["m_gas"])
+    n_g = _n_particles(m_gas, float(mcfg["gas_particle_mass"]))
+    # SFR over the last 100 Myr (Msun/yr), from the mass the young particles formed with
+    young = age < 0.1
+    sfr_total = float(np.sum(mass[young] / (1 - mass_loss_fraction(age[young]))) / 1e8)
+    if n_g > 0 and "gas" in comps:
+        gd = comps["gas"]
+        z0_gas = 0.5 * float(row["disc_z0_kpc"])
+        pos_g = _disc_positions(rng_gas, n_g, gd.r_d, z0_gas)
+        rc = np.maximum(np.hypot(pos_g[:, 0], pos_g[:, 1]), 1e-9)
+        vc = model.vcirc(np.linalg.norm(pos_g, axis=1))
+        vel_g = np.column_stack([-vc * pos_g[:, 1] / rc, vc * pos_g[:, 0] / rc,
+                                 np.zeros(n_g)]) + rng_gas.normal(0, GAS_SIGMA_KMS, (n_g, 3))
+        weight = np.exp(-0.4 * rc / gd.r_d)  # Kennicutt-Schmidt N = 1.4: SFR/m ~ Sigma^0.4
+        sfr = sfr_total * weight / weight.sum()
+        rd_stars = float(row["disc_rd_kpc"])
+        gas = Gas(pos_g, vel_g, np.full(n_g, m_gas / n_g),
+                  metallicity=stellar_pops.gas_metallicity(rc, rd_stars, float(row["log_z_zsun"])),
+                  extra={"sfr": sfr})
+
+    rot = _random_orientation(rng_orient, np.array([row["spin_x"], row["spin_y"],
+                                                    row["spin_z"]], float))
+    # extra['component']: 0 = spheroid (bulge) particle, 1 = disc particle
+    stars = Stars(pos @ rot.T, vel @ rot.T, mass, extra={"component": np.concatenate(comp_parts)},
+                  age_gyr=age, metallicity=metal, lum=lum, potential=potential)
+    if gas is not None:
+        gas = Gas(gas.pos @ rot.T, gas.vel @ rot.T, gas.mass, metallicity=gas.metallicity,
+                  extra=gas.extra)
+    r_half_3d = model.half_mass_radius(tuple(c for c in ("bulge", "disc") if c in comps))
+    m_in = model.enclosed_mass(r_half_3d)
+    meta = {
+        "galaxy_type": "early" if early else "late", "source": "mock",
+        "spin_axis": rot[:, 2].copy(), "m200c": float(row["m200c"]),
+        "r200c_kpc": float(row["r200c_kpc"]), "concentration": float(row["concentration"]),
+        "m_star_model": m_star_total, "m_gas_model": m_gas, "bt": float(row["bt"]),
+        "m_star_dropped": m_star_dropped, "m_gas_dropped": 0.0 if gas is not None else m_gas,
+        "re_kpc_drawn": float(row["re_kpc"]), "r_half_3d_model": r_half_3d,
+        "fdm_rhalf_model": float(model.enclosed_mass(r_half_3d, "dm") / m_in),
+        "sigma_proxy_kms": sigma_proxy, "imf_alpha": alpha,
+        "contraction": bool(mcfg.get("contraction")), "slow_rotator": bool(row["slow_rotator"]),
+        "sfr_100myr": sfr_total,
+        "vcirc_kms": model.vcirc, "potential_kms2": model.potential,
+        "mass_model": model, "disc_sheet": sheet,  # the exact model potential (disc frame)
+        "orientation_matrix": rot,
+        "sun_abs_mag_ab": dict(SUN_ABS_MAG_LSST_AB),  # luminosities are in LSST solar units
+    }
+    if sheet is not None:
+        meta["toomre_q_min"] = q_min  # over 0.5-4 R_d, after the Q floor of disc_kinematics
+    return Galaxy(gid, stars, gas=gas, dm=comps["dm"], meta=meta)

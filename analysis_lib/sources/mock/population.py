@@ -1,0 +1,169 @@
+"""The mock galaxy population at z ~ 0: one row per galaxy, drawn from published relations.
+
+Recipe (defaults; knobs in cfg['mock']):
+1. Halo masses M200c from the Tinker+2008 mass function (colossus, TNG Planck15 cosmology)
+   between 10^11.2 Msun (well below where Moster's median reaches M* = 1e10) and
+   cfg['data']['max_halo_mass'].
+2. Stellar mass from the Moster+2013 SHMR with log-normal scatter (cfg['mock']['shmr_scatter_dex']).
+3. Early (quenched) or late type with the Peng+2010 mass-quenching probability.
+4. Structure: bulge-to-total from type (early: B/T ~ U(0.6, 1), slow rotators B/T = 1; late:
+   B/T ~ N(0.1 + 0.2 (log M* - 10.5), 0.1) in [0, 0.5]); projected half-mass radius from the
+   size-mass relation of the type (Shen+2003 default); late-type bulges are 4x more compact
+   than their disc (R_e,bulge = 0.25 x 1.678 R_d), early-type bulge and disc share R_e; both
+   components are then scaled together so that the face-on projected half-mass radius of the
+   whole galaxy is the drawn R_e; sech^2 thickness z0 ~ U(0.1, 0.2) R_d; gas from xGASS /
+   xCOLD GASS (quenched 1 dex lower), with a helium factor 1.36, in an exponential disc of
+   1.7 R_d. Slow rotators (early types, probability 0.05 + 0.9 / (1 + exp(-(log M* - 11.4) /
+   0.15)), ATLAS3D-like, our choice) are pure non-rotating spheroids; other spheroids rotate
+   (a random fraction U(0.3, 0.8) of their retrograde stars is flipped, which keeps the
+   equilibrium). Spin axes are isotropic.
+5. NFW with colossus diemer19 concentration and log-normal scatter.
+6. Sample cut as the paper: M*(<30 kpc, 3D) > cfg['data']['min_mstar_30kpc'] (analytic).
+Galaxies are drawn in fixed-size batches until n are accepted, so the table depends only on
+the seed and the sample cuts, and a smaller n gives the first rows of a larger one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis_lib.rng import make_rng
+from analysis_lib.sources.mock import relations as rel
+
+H_TNG = 0.6774
+LOG_M200_MIN = 11.2
+HE_FACTOR = 1.36  # total cold gas / hydrogen
+BATCH = 2048  # haloes drawn per batch (fixed, so the first rows do not depend on n)
+
+
+def halo_mass_function_sampler(log_m_min: float, log_m_max: float):
+    """Inverse-CDF sampler of log10 M200c (Msun) from the Tinker+2008 dn/dlnM at z = 0."""
+    from analysis_lib import offline
+
+    offline.colossus_cosmology()
+    from colossus.lss import mass_function
+
+    log_m = np.linspace(log_m_min, log_m_max, 400)
+    dndlnm = mass_function.massFunction(10**log_m * H_TNG, 0.0, mdef="200c", model="tinker08",
+                                        q_out="dndlnM")
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dndlnm[1:] + dndlnm[:-1]) * np.diff(log_m))])
+    cdf /= cdf[-1]
+    return lambda u: np.interp(u, cdf, log_m)
+
+
+def concentration_median(m200c: np.ndarray, model: str) -> np.ndarray:
+    """colossus c200c(M) at z = 0 (median; M in Msun, converted to Msun/h for colossus)."""
+    from analysis_lib import offline
+
+    offline.colossus_cosmology()
+    from colossus.halo import concentration
+
+    return np.asarray(concentration.concentration(np.asarray(m200c) * H_TNG, "200c", 0.0,
+                                                  model=model), dtype=float)
+
+
+def r200c_kpc(m200c: np.ndarray) -> np.ndarray:
+    """r200c in physical kpc at z = 0 (rho_crit of H0 = 67.74 km/s/Mpc)."""
+    h0 = 67.74 / 1000.0  # km/s/kpc
+    rho_crit = 3 * h0**2 / (8 * np.pi * rel.G_KPC_KMS2_MSUN)  # Msun/kpc^3
+    return (3 * np.asarray(m200c) / (4 * np.pi * 200 * rho_crit)) ** (1 / 3)
+
+
+def hernquist_projected_fraction(r_proj: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Fraction of a Hernquist sphere's mass inside projected radius R (Hernquist 1990 eq. 37)."""
+    s = np.maximum(np.asarray(r_proj, float) / a, 1e-9)
+    s = np.where(np.abs(s - 1) < 1e-6, 1 + 1e-6, s)
+    inner = np.arccosh(1 / np.minimum(s, 1 - 1e-12)) / np.sqrt(np.abs(1 - s**2))
+    outer = np.arccos(1 / np.maximum(s, 1 + 1e-12)) / np.sqrt(np.abs(s**2 - 1))
+    x = np.where(s < 1, inner, outer)
+    return s**2 * (x - 1) / (1 - s**2)
+
+
+def composite_scale(re: np.ndarray, bt: np.ndarray, bulge_re_frac: np.ndarray) -> np.ndarray:
+    """Factor k such that bulge (R_e,b = k f R_e) + disc (R_d = k R_e / 1.678) have a face-on
+    projected half-mass radius equal to R_e, so the size-mass relation describes the whole
+    galaxy rather than one component. Solved by bisection (k = 1 for a single component)."""
+    lo, hi = np.full_like(re, 0.2), np.full_like(re, 5.0)
+    for _ in range(50):
+        k = np.sqrt(lo * hi)
+        a = k * bulge_re_frac * re / 1.8153
+        x = re / (k * re / 1.678)
+        frac = bt * hernquist_projected_fraction(re, a) + (1 - bt) * (1 - (1 + x) * np.exp(-x))
+        too_small = frac > 0.5  # more than half inside R_e: components too compact
+        lo = np.where(too_small, k, lo)
+        hi = np.where(too_small, hi, k)
+    return np.sqrt(lo * hi)
+
+
+def stellar_mass_within(r_kpc: float, m_star: np.ndarray, bt: np.ndarray, bulge_a: np.ndarray,
+                        disc_rd: np.ndarray) -> np.ndarray:
+    """Analytic M*(<r) (3D sphere): Hernquist bulge + thin exponential disc."""
+    mb = m_star * bt * r_kpc**2 / (r_kpc + bulge_a) ** 2
+    x = r_kpc / disc_rd
+    md = m_star * (1 - bt) * (1 - (1 + x) * np.exp(-x))
+    return mb + md
+
+
+def _draw_batch(rng: np.random.Generator, n: int, mcfg: dict, dcfg: dict,
+                hmf_sampler) -> pd.DataFrame:
+    log_mh = hmf_sampler(rng.uniform(size=n))
+    m200 = 10**log_mh
+    if mcfg["shmr"] != "moster13":
+        raise ValueError(f"mock.shmr '{mcfg['shmr']}' unknown (have: moster13)")
+    log_ms = np.log10(rel.moster13_mstar(m200)) + rng.normal(0, mcfg["shmr_scatter_dex"], n)
+    m_star = 10**log_ms
+    early = rng.uniform(size=n) < rel.peng10_quenched_fraction(m_star)
+    # ATLAS3D-like: slow rotators become common above ~2e11 Msun (logistic, our choice)
+    p_slow = 0.05 + 0.9 / (1 + np.exp(-(log_ms - 11.4) / 0.15))
+    slow = early & (rng.uniform(size=n) < p_slow)
+    bt_late = np.clip(rng.normal(0.1 + 0.2 * (log_ms - 10.5), 0.1, n), 0.0, 0.5)
+    bt_early = rng.uniform(0.6, 1.0, n)
+    bt = np.where(early, np.where(slow, 1.0, bt_early), bt_late)
+    size_fn = rel.SIZE_RELATIONS[mcfg["size_relation"]]
+    re_med, sig_ln = size_fn(m_star, early)
+    re = re_med * np.exp(rng.normal(0, 1, n) * sig_ln)
+    bulge_frac = np.where(early, 1.0, 0.25)  # bulge R_e relative to the disc's (before scaling)
+    k = composite_scale(re, bt, bulge_frac)
+    bulge_a = k * bulge_frac * re / 1.8153  # Hernquist: projected R_e = 1.8153 a
+    disc_rd = k * re / 1.678  # exponential disc: R_e = 1.678 R_d
+    z0 = rng.uniform(0.1, 0.2, n) * disc_rd
+    log_fhi = rel.xgass_log_hi_fraction(m_star) + rng.normal(0, 0.3, n)
+    log_fh2 = rel.xcoldgass_log_h2_fraction(m_star) + rng.normal(0, 0.3, n)
+    f_gas = HE_FACTOR * (10**log_fhi + 10**log_fh2) * np.where(early, 0.1, 1.0)
+    c_med = concentration_median(m200, mcfg["concentration_model"])
+    conc = c_med * 10 ** rng.normal(0, mcfg["concentration_scatter_dex"], n)
+    log_z, z_half = rel.gallazzi05_logz(m_star)
+    log_z = log_z + rng.normal(0, 1, n) * z_half
+    axis = rng.normal(size=(n, 3))
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    return pd.DataFrame({
+        "m200c": m200, "log_m200c": log_mh, "r200c_kpc": r200c_kpc(m200), "concentration": conc,
+        "m_star": m_star, "log_mstar": log_ms, "early": early, "slow_rotator": slow,
+        "bt": bt, "re_kpc": re, "bulge_a_kpc": bulge_a, "disc_rd_kpc": disc_rd,
+        "disc_z0_kpc": z0, "m_gas": f_gas * m_star, "gas_rd_kpc": 1.7 * disc_rd,
+        "log_z_zsun": log_z, "rotation_flip": np.where(slow, 0.0, rng.uniform(0.3, 0.8, n)),
+        "spin_x": axis[:, 0], "spin_y": axis[:, 1], "spin_z": axis[:, 2],
+        "mstar_30kpc": stellar_mass_within(30.0, m_star, bt, bulge_a, disc_rd),
+    })
+
+
+def draw_population(cfg: dict) -> pd.DataFrame:
+    """The population table for cfg: n = cfg['data']['n_galaxies'] galaxies passing the cuts."""
+    n = int(cfg["data"]["n_galaxies"])
+    if n <= 0:
+        raise ValueError(f"data.n_galaxies must be positive, got {n}")
+    mcfg, dcfg = cfg["mock"], cfg["data"]
+    log_m_max = np.log10(float(dcfg["max_halo_mass"]))
+    sampler = halo_mass_function_sampler(LOG_M200_MIN, log_m_max)
+    rng = make_rng(cfg["seed"], "mock-population")
+    parts, have = [], 0
+    while have < n:
+        batch = _draw_batch(rng, BATCH, mcfg, dcfg, sampler)
+        batch = batch[batch["mstar_30kpc"] > float(dcfg["min_mstar_30kpc"])]
+        parts.append(batch)
+        have += len(batch)
+    pop = pd.concat(parts, ignore_index=True).iloc[:n].reset_index(drop=True)
+    pop.insert(0, "galaxy_id", np.arange(n))
+    pop["galaxy_type"] = np.where(pop["early"], "early", "late")
+    return pop
