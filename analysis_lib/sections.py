@@ -171,3 +171,34 @@ def leakage_table(cfg: dict, dataset: str | Path, experiments: tuple[str, ...] =
         frame.insert(0, "experiment", name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class MockValidation:
+    """The mock universe against the published relations it was built from."""
+
+    relations: pd.DataFrame
+    degeneracies: pd.DataFrame
+    figures: dict
+    n_galaxies: int
+
+
+def mock_validation(cfg: dict, max_galaxies: int = 300) -> MockValidation:
+    """Generate up to max_galaxies mock galaxies and compare them with published relations."""
+    import matplotlib.pyplot as plt
+    from tqdm.auto import tqdm
+
+    from analysis_lib.sources.mock import MockSource
+    from analysis_lib.sources.mock import validation as val
+
+    source = MockSource(cfg)
+    ids = source.galaxy_ids()[:max_galaxies]
+    summary = val.summarise_galaxies(source.load(i) for i in tqdm(ids, desc="mock galaxies"))
+    pop = source.population.iloc[: len(ids)]
+    size_relation = cfg["mock"].get("size_relation", "shen03")
+    figures = val.relation_figures(pop, summary, size_relation=size_relation)
+    for fig in figures.values():  # shown where the notebook chooses, not where they were made
+        plt.close(fig)
+    return MockValidation(relations=val.relation_table(pop, summary, size_relation=size_relation),
+                          degeneracies=val.degeneracy_table(summary), figures=figures,
+                          n_galaxies=len(ids))
