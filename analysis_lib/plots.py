@@ -176,3 +176,22 @@ def gbdt_overview(run):
         axes[2].legend(fontsize=8)
     fig.suptitle(f"LightGBM '{run.name}' ({run.profile} profile)", fontsize=11)
     return fig
+
+
+def method_comparison(comparison, groups=("all", "early", "late")):
+    """Scatter of log10(pred/true) per method and target, on the same galaxies, by group."""
+    t = comparison.table
+    targets = [x for x in ("log_mstar", "log_mtot", "log_fdm", "log_ml_r") if x in set(t.target)]
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.2), sharey=True,
+                             constrained_layout=True)
+    for ax, group in zip(np.atleast_1d(axes), groups, strict=True):
+        sub = t[t.group == group].pivot(index="target", columns="method", values="sigma")
+        sub = sub.reindex(targets)
+        if not sub.empty:
+            sub.plot.bar(ax=ax, rot=0, legend=group == groups[-1])
+        ax.set_title(f"{group} galaxies")
+        ax.set_xlabel("target")
+        ax.set_ylabel(r"1$\sigma$ scatter of $\log_{10}$(pred/true) [dex]")
+    if len(groups):
+        np.atleast_1d(axes)[-1].legend(fontsize=7, loc="upper left")
+    return fig

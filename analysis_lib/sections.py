@@ -202,3 +202,94 @@ def mock_validation(cfg: dict, max_galaxies: int = 300) -> MockValidation:
     return MockValidation(relations=val.relation_table(pop, summary, size_relation=size_relation),
                           degeneracies=val.degeneracy_table(summary), figures=figures,
                           n_galaxies=len(ids))
+
+
+COMPARISON_TARGETS = ("log_mstar", "log_mtot", "log_fdm", "log_ml_r")
+INCLINATION_BINS = (0.0, 45.0, 70.0, 90.0)
+
+
+def prediction_column(predictions: pd.DataFrame, target: str) -> str | None:
+    """The column holding a run's prediction of target (trained on, or derived)."""
+    for col in (f"pred_{target}", f"pred_{target}_derived"):
+        if col in predictions:
+            return col
+    return None
+
+
+def comparison_runs(cfg: dict, store: ResultsStore | None = None) -> dict[str, Run]:
+    """Every stored run of this profile that predicts a comparison target, labelled by method."""
+    store = store or ResultsStore()
+    listed = store.list_runs(profile=cfg["profile"])
+    runs = {}
+    for _, row in listed.iterrows():
+        if row["name"].endswith("__by_projection") or row.kind not in ("cnn", "gbdt", "jam",
+                                                                        "baseline"):
+            continue
+        run = store.load(row.kind, row["name"], cfg["profile"])
+        if any(prediction_column(run.predictions, t) for t in COMPARISON_TARGETS):
+            runs[f"{row.kind}: {row['name']}"] = run
+    return runs
+
+
+def method_comparison_table(runs: dict[str, Run], reference: str) -> pd.DataFrame:
+    """Bias and scatter of every method on the samples the reference run (JAM) also modelled.
+
+    One row per (method, target, group); groups are all, early, late and inclination bins. Only
+    samples that both the method and the reference predict are used, so the numbers compare
+    methods on the same galaxies.
+    """
+    from analysis_lib.metrics import log_ratio_stats
+
+    ref = runs[reference].predictions
+    keys = ["galaxy_id", "projection"]
+    rows = []
+    for label, run in runs.items():
+        p = run.predictions
+        for target in COMPARISON_TARGETS:
+            col, ref_col = prediction_column(p, target), prediction_column(ref, target)
+            if col is None or ref_col is None or f"true_{target}" not in p:
+                continue
+            merged = p[keys + ["galaxy_type", "inclination_deg", col, f"true_{target}"]].merge(
+                ref[keys + [ref_col]].rename(columns={ref_col: "_ref"}), on=keys)
+            merged = merged[merged["_ref"].notna() & merged[col].notna()]
+            if merged.empty:
+                continue
+            groups = {"all": slice(None), "early": merged.galaxy_type == 1,
+                      "late": merged.galaxy_type == 0}
+            edges = INCLINATION_BINS
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+                groups[f"i {lo:.0f}-{hi:.0f} deg"] = merged.inclination_deg.between(lo, hi)
+            for group, sel in groups.items():
+                sub = merged[sel]
+                stats = log_ratio_stats(sub[col], sub[f"true_{target}"])
+                rows.append({"method": label, "target": target, "group": group, **stats})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class JamComparison:
+    """JAM beside the CNN, LightGBM and the power law on the same test galaxies."""
+
+    jam: Run
+    runs: dict[str, Run]
+    table: pd.DataFrame
+
+    def summary(self, group: str = "all") -> pd.DataFrame:
+        """Scatter (bias) in dex per method and target for one group of galaxies."""
+        t = self.table[self.table.group == group]
+        cell = t.apply(lambda r: f"{r.sigma:.3f} ({r.bias:+.3f}), N={r.n}", axis=1)
+        return t.assign(value=cell).pivot(index="method", columns="target", values="value")
+
+
+def run_jam_section(cfg: dict, dataset: str | Path,
+                    store: ResultsStore | None = None) -> JamComparison:
+    """Fit JAM to the CNN's test galaxies (unless stored) and compare every method on them."""
+    from analysis_lib.models.jam import RUN_KIND, RUN_NAME, run_jam_for_config
+
+    store = store or ResultsStore()
+    if not store.exists(RUN_KIND, RUN_NAME, cfg["profile"]):
+        run_jam_for_config(cfg, dataset, store_root=store.root)
+    runs = comparison_runs(cfg, store)
+    reference = f"{RUN_KIND}: {RUN_NAME}"
+    return JamComparison(jam=runs[reference], runs=runs,
+                         table=method_comparison_table(runs, reference))
