@@ -1,0 +1,120 @@
+"""The whole pipeline in the smoke profile: every notebook executed by papermill, the book built.
+
+This is the project's nbval-equivalent: each notebook runs top to bottom with the smoke profile
+in a fresh kernel (papermill), in dependency order, against a private data directory; then Jupyter
+Book builds the HTML offline from the executed notebooks and every chapter page exists.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis_lib.book import NOTEBOOK_ORDER
+from analysis_lib.paths import REPO_ROOT
+
+pytestmark = pytest.mark.notebooks
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    env = {**os.environ, "ANALYSIS_LIB_DATA": str(data), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, "-m", "analysis_lib", "book", "--profile", "smoke"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    return proc, data
+
+
+def test_book_command_succeeds(smoke_book):
+    proc, _ = smoke_book
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "book built: open" in proc.stdout
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_ORDER)
+def test_every_notebook_executed_without_error(smoke_book, name):
+    import nbformat
+
+    proc, _ = smoke_book
+    assert proc.returncode == 0
+    nb = nbformat.read(REPO_ROOT / "book" / "executed" / f"{name}.ipynb", as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+    assert nb.metadata["papermill"]["parameters"]["profile"] == "smoke"
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_ORDER)
+def test_every_chapter_page_is_built(smoke_book, name):
+    proc, _ = smoke_book
+    assert proc.returncode == 0
+    page = REPO_ROOT / "_build" / "html" / "book" / "executed" / f"{name}.html"
+    assert page.exists()
+    html = page.read_text()
+    assert "Traceback" not in html
+
+
+def test_book_has_no_remote_scripts(smoke_book):
+    """The static book works offline: no page loads a script from another host."""
+    import re
+
+    proc, _ = smoke_book
+    assert proc.returncode == 0
+    offenders = []
+    for page in Path(REPO_ROOT / "_build" / "html").rglob("*.html"):
+        for src in re.findall(r'<script[^>]+src="([^"]+)"', page.read_text()):
+            if src.startswith(("http:", "https:", "//")):
+                offenders.append(f"{page.name}: {src}")
+    assert not offenders, offenders[:5]
+
+
+@pytest.mark.parametrize("name", ["intro", "executed/02_data", "executed/04_cnn_mstar",
+                                  "executed/05_gbdt", "executed/06_jam"])
+def test_pages_render_offline_in_a_browser(smoke_book, name):
+    """Headless Chromium opens built pages from disk: figures load, no request leaves the page."""
+    from .browser import (
+        BOOK_THEME_NOISE,
+        external_requests,
+        headless_chromium,
+        image_natural_widths,
+        open_file,
+        require_chromium,
+        severe_console_errors,
+        wait_until,
+    )
+
+    require_chromium()
+    proc, _ = smoke_book
+    assert proc.returncode == 0
+    page = REPO_ROOT / "_build" / "html" / "book" / f"{name}.html"
+    with headless_chromium() as drv:
+        open_file(drv, page)
+        assert drv.find_element("css selector", "h1").text.strip()
+        if name != "intro":
+            assert wait_until(lambda: (w := image_natural_widths(drv, "main img")) and all(w),
+                              what=f"figures on {name}")
+        assert severe_console_errors(drv, ignore=BOOK_THEME_NOISE) == []
+        assert external_requests(drv) == []
+
+
+def test_a_widget_in_the_built_book_responds_to_a_click(smoke_book):
+    """The galaxy browser of chapter 4.1 works in the static book: 'next' changes the galaxy."""
+    from .browser import headless_chromium, open_file, require_chromium, wait_until
+
+    require_chromium()
+    proc, _ = smoke_book
+    assert proc.returncode == 0
+    page = REPO_ROOT / "_build" / "html" / "book" / "executed" / "04_cnn_mstar.html"
+    with headless_chromium() as drv:
+        open_file(drv, page)
+        root = drv.find_element("css selector", 'div[data-explorer="galaxy-browser"]')
+        caption = root.find_element("css selector", ".ie-caption")
+        image = root.find_element("css selector", "img")
+        before = (caption.text, image.get_attribute("src"))
+        root.find_element("css selector", ".ie-next").click()
+        assert wait_until(lambda: (caption.text, image.get_attribute("src")) != before,
+                          what="the galaxy browser to show the next galaxy")
