@@ -35,6 +35,10 @@ NOTEBOOK_ORDER = (
 )
 
 
+class BookError(RuntimeError):
+    """A notebook that failed, or a book build that failed; the message says which and where."""
+
+
 def notebook_path(name: str) -> Path:
     path = NOTEBOOK_DIR / f"{name}.ipynb"
     if not path.exists():
@@ -54,18 +58,35 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
     tmp = out_dir / f".{src.stem}.running.ipynb"
     # Figures must reach the notebook: a headless MPLBACKEND=Agg inherited by the kernel would
     # swallow them, so the kernel gets the inline backend whatever the caller's setting.
-    old = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    # Progress bars in a kernel become ipywidgets, whose saved state makes the static page load
+    # the widget manager from a CDN; the book shows notebook-level progress instead.
+    kernel_env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "TQDM_DISABLE": "1"}
+    old = {k: os.environ.get(k) for k in kernel_env}
+    os.environ.update(kernel_env)
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=parameters, cwd=str(NOTEBOOK_DIR),
                             kernel_name="python3", progress_bar=False, log_output=log_output)
+    except pm.PapermillExecutionError as exc:
+        raise BookError(f"notebook {src.name} failed in cell [{exc.exec_count}]: {exc.ename}: "
+                        f"{exc.evalue} (the partly executed copy is {tmp})") from exc
     finally:
-        if old is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = old
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    _drop_widget_state(tmp)
     os.replace(tmp, out)
     return out
+
+
+def _drop_widget_state(path: Path) -> None:
+    """Remove saved ipywidget state: the static book must not need a widget manager."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    if nb.metadata.pop("widgets", None) is not None:
+        nbformat.write(nb, path)
 
 
 def build_html(build_dir: Path = BUILD_DIR) -> Path:
@@ -76,7 +97,7 @@ def build_html(build_dir: Path = BUILD_DIR) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-3000:]
-        raise RuntimeError(f"jupyter-book build failed:\n{tail}")
+        raise BookError(f"jupyter-book build failed:\n{tail}")
     return build_dir / "html" / "index.html"
 
 

@@ -159,13 +159,14 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from analysis_lib.book import BookError
     from analysis_lib.models.experiments import ExperimentError
     from analysis_lib.particles import GalaxyInputError
 
     try:
         return run(args)
     except (ConfigError, DatasetError, GalaxyInputError, ExperimentError, FileNotFoundError,
-            ValueError) as exc:
+            ValueError, BookError) as exc:
         if os.environ.get("ANALYSIS_LIB_DEBUG"):
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

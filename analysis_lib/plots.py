@@ -62,12 +62,13 @@ def pred_vs_true(pred: np.ndarray, true: np.ndarray, name: str, ax=None, groups=
         _, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
     pred, true = np.asarray(pred), np.asarray(true)
     d = pred - true
+    size = float(np.clip(600 / max(len(pred), 1), 4, 30))  # visible for few points, light for many
     if groups is None:
-        ax.scatter(true, pred, s=6, alpha=0.5, lw=0)
+        ax.scatter(true, pred, s=size, alpha=0.5, lw=0)
     else:
         for code, lab, c in ((0, "late type", "tab:blue"), (1, "early type", "tab:red")):
             sel = np.asarray(groups) == code
-            ax.scatter(true[sel], pred[sel], s=6, alpha=0.5, lw=0, color=c, label=lab)
+            ax.scatter(true[sel], pred[sel], s=size, alpha=0.6, lw=0, color=c, label=lab)
     lo, hi = np.nanmin([true.min(), pred.min()]), np.nanmax([true.max(), pred.max()])
     ax.plot([lo, hi], [lo, hi], "k--", lw=1)
     ax.text(0.04, 0.94, f"bias {d.mean():+.3f} dex\n$\\sigma$ {d.std(ddof=1):.3f} dex",
@@ -194,4 +195,27 @@ def method_comparison(comparison, groups=("all", "early", "late")):
         ax.set_ylabel(r"1$\sigma$ scatter of $\log_{10}$(pred/true) [dex]")
     if len(groups):
         np.atleast_1d(axes)[-1].legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def baseline_figure(baseline, target: str = "log_mstar"):
+    """The paper's Fig. 6 (bottom): the power-law fit of M* on L and its test-set residuals."""
+    p = baseline.predictions
+    lum = baseline.metrics.get("luminosity", "log_lum_r_proj")
+    fit = baseline.metrics.get("fit", {}).get(target, {})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    ax = axes[0]
+    for code, lab, c in ((0, "late type", "tab:blue"), (1, "early type", "tab:red")):
+        sel = p.galaxy_type == code
+        ax.scatter(p.loc[sel, f"true_{lum}"], p.loc[sel, f"true_{target}"], s=8, alpha=0.6,
+                   color=c, lw=0, label=lab)
+    if fit:
+        x = np.linspace(p[f"true_{lum}"].min(), p[f"true_{lum}"].max(), 50)
+        ax.plot(x, fit["intercept"] + fit["slope"] * x, "k-",
+                label=f"fit: slope {fit['slope']:.2f} (training set)")
+    ax.set_xlabel(r"$\log_{10} L_r$ (dust-attenuated, projected $<R_{1/2}$) [L$_\odot$]")
+    ax.set_ylabel(label(target))
+    ax.legend(fontsize=8)
+    pred_vs_true(p[f"pred_{target}"], p[f"true_{target}"], target, ax=axes[1],
+                 groups=p.galaxy_type, title="power-law prediction, test set")
     return fig

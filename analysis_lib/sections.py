@@ -293,3 +293,34 @@ def run_jam_section(cfg: dict, dataset: str | Path,
     reference = f"{RUN_KIND}: {RUN_NAME}"
     return JamComparison(jam=runs[reference], runs=runs,
                          table=method_comparison_table(runs, reference))
+
+
+def run_baseline(cfg: dict, dataset: str | Path, store: ResultsStore | None = None) -> Run:
+    """The power-law L -> M* baseline of section 4.1, fitted on the CNN's training rows."""
+    from analysis_lib.models.baselines import run_power_law_baseline
+
+    store = store or ResultsStore()
+    path = Path(run_power_law_baseline(cfg, dataset, store=store))
+    return store.load(path.parent.name, path.name, cfg["profile"])
+
+
+def baseline_table(baseline: Run, cnn: SectionRuns | None = None) -> pd.DataFrame:
+    """The power law beside the CNN runs that predict the same target, on the same test rows."""
+    rows = []
+    for target, m in baseline.metrics["targets"].items():
+        fit = baseline.metrics.get("fit", {}).get(target, {})
+        ref = m.get("paper") or {}
+        rows.append({"model": f"power law on {baseline.metrics.get('luminosity')}",
+                     "target": target, "slope": fit.get("slope"),
+                     "bias [dex]": m["all"]["bias"], "sigma [dex]": m["all"]["sigma"],
+                     "N test": m["all"]["n"], "data (this study)": run_data_label(baseline),
+                     "paper sigma [dex] (TNG100)": ref.get("sigma_dex")})
+        for run in (cnn.runs if cnn else []):
+            cm = run.metrics.get("targets", {}).get(target)
+            if cm:
+                rows.append({"model": f"CNN {run.name}", "target": target, "slope": None,
+                             "bias [dex]": cm["all"]["bias"], "sigma [dex]": cm["all"]["sigma"],
+                             "N test": cm["all"]["n"], "data (this study)": run_data_label(run),
+                             "paper sigma [dex] (TNG100)": (cm.get("paper") or {}).get(
+                                 "sigma_dex")})
+    return pd.DataFrame(rows)

@@ -1,4 +1,4 @@
-"""The dataset stage end to end on the mock universe: deterministic, worker-independent, resumable."""
+"""The dataset stage on the mock universe: deterministic, worker-independent, resumable."""
 
 from __future__ import annotations
 

@@ -253,10 +253,17 @@ def run_jam_for_config(cfg: dict, dataset_path: str | Path, store_root: str | Pa
     frame = run_jam(dataset_path, cfg, rows=rows, out_dir=default_out_dir(cfg, store_root),
                     workers=workers)
     wall = time.perf_counter() - t0
-    keep = ["sample", "row", "galaxy_id", "projection", "galaxy_type", "status", "error"]
-    pred_cols = [c for c in frame.columns if c not in keep and not c.startswith("true_")]
+    # The results-store convention: true_X beside pred_X, the true inclination as
+    # inclination_deg (the fitted one kept as jam_inclination_deg), diagnostics after.
+    frame = frame.rename(columns={**{t: f"pred_{t}" for t in JAM_TARGETS},
+                                  "inclination_deg": "jam_inclination_deg"})
+    frame["inclination_deg"] = ds.table["inclination_deg"].to_numpy()[frame["row"].to_numpy()]
+    keep = ["sample", "row", "galaxy_id", "projection", "galaxy_type", "inclination_deg",
+            "status", "error"]
     true_cols = [c for c in frame.columns if c.startswith("true_")]
-    predictions = frame[[c for c in keep if c in frame] + true_cols + pred_cols]
+    pred_cols = [c for c in frame.columns if c.startswith("pred_")]
+    other = [c for c in frame.columns if c not in keep + true_cols + pred_cols]
+    predictions = frame[[c for c in keep if c in frame] + true_cols + pred_cols + other]
     settings, image_name = jam_settings(cfg, ds)
     meta = {"dataset": str(dataset_path), "image": image_name, "wall_seconds_this_call": wall,
             "settings": asdict(settings), "workers": workers or cfg["jam"].get("workers", 0),
