@@ -93,7 +93,7 @@ def test_pages_render_offline_in_a_browser(smoke_book, name):
     page = REPO_ROOT / "_build" / "html" / "book" / f"{name}.html"
     with headless_chromium() as drv:
         open_file(drv, page)
-        assert drv.find_element("css selector", "h1").text.strip()
+        assert drv.find_element("css selector", "article h1").text.strip()
         if name != "intro":
             assert wait_until(lambda: (w := image_natural_widths(drv, "main img")) and all(w),
                               what=f"figures on {name}")
