@@ -59,6 +59,21 @@ class SectionRuns:
     table: pd.DataFrame
     experiments: list[dict] = field(default_factory=list)
 
+    def show(self):
+        """The table for reading: numbers to 3 decimals, the data source named in its caption."""
+        return styled_table(self.table)
+
+
+def styled_table(table: pd.DataFrame, data_column: str = "data (this study)"):
+    """A pandas Styler whose caption names the data (one source per table), numbers rounded."""
+    sources = sorted(set(table[data_column])) if data_column in table else []
+    shown = table.drop(columns=[data_column]) if len(sources) == 1 else table
+    caption = (f"This study: {sources[0]}. Paper: IllustrisTNG100 (Chu et al.), for comparison."
+               if len(sources) == 1 else "Data sources as named per row; paper: IllustrisTNG100.")
+    numeric = shown.select_dtypes("number").columns
+    return (shown.style.format("{:.3f}", subset=[c for c in numeric if c != "N test"],
+                               na_rep="—").hide(axis="index").set_caption(caption))
+
 
 def section_experiments(kind: str, section: str, selection) -> list[dict]:
     """The profile's selected experiments that belong to a paper section."""
