@@ -43,12 +43,31 @@ def _init_worker(cfg: dict, source_options: dict) -> None:
     _WORKER["source"] = make_source(cfg, source_options)
 
 
+EXCLUDED = "excluded: "  # prefix of a skipped galaxy's reason when it fails the sample cut
+
+
+def sample_cut_reason(galaxy, cfg: dict) -> str | None:
+    """Why a galaxy falls outside the paper's sample (M*(<30 kpc, 3D) > cut), or None.
+
+    The mock population is drawn inside the cut; TNG catalogues only preselect on the total
+    stellar mass, so the exact cut is applied here, on the particles, for every source.
+    """
+    cut = float(cfg["data"]["min_mstar_30kpc"])
+    m30 = float(galaxy.stars.enclosed_mass(30.0))
+    if m30 <= cut:
+        return f"{EXCLUDED}M*(<30 kpc) = {m30:.3g} Msun is not above the cut {cut:.3g} Msun"
+    return None
+
+
 def _observe_one(galaxy_id: int, out: str) -> tuple[int, str | None]:
-    """Observe one galaxy and write its shard; a bad galaxy is reported, not fatal."""
+    """Observe one galaxy and write its shard; a bad or out-of-sample galaxy is reported."""
     from analysis_lib.observe import observe_galaxy
 
     try:
         galaxy = _WORKER["source"].load(galaxy_id)
+        excluded = sample_cut_reason(galaxy, _WORKER["cfg"])
+        if excluded:
+            return galaxy_id, excluded
         records = observe_galaxy(galaxy, _WORKER["cfg"])
     except GalaxyInputError as exc:
         return galaxy_id, str(exc)
@@ -94,9 +113,11 @@ def build_dataset(cfg: dict, out: str | Path, source_options: dict | None = None
     finally:
         bar.close()
     good = [i for i in ids if str(i) not in failures]
+    n_excluded = sum(msg.startswith(EXCLUDED) for msg in failures.values())
     attrs = {"profile": cfg.get("profile", "custom"), "seed": int(cfg["seed"]),
              "source": cfg["data"]["source"], "config": json.dumps(cfg, default=str),
-             "n_failed": len(failures), "failures": json.dumps(failures)}
+             "n_failed": len(failures) - n_excluded, "n_excluded": n_excluded,
+             "failures": json.dumps(failures)}
     return assemble(out, good, attrs, list(cfg["observe"]["image_sizes"]))
 
 
