@@ -62,6 +62,7 @@ META: dict[str, str] = {
     "galaxy_type": "0 = late type, 1 = early type",
     "inclination_deg": "deg, angle between the spin axis and the line of sight",
     "pixel_scale_kpc": "kpc per pixel of the rendered (largest) image",
+    "A_r": "AB mag, r-band dust attenuation within projected 2 R_half (M_r minus dust-free M_r)",
 }
 MAP_INPUTS = ("vel_map", "sigma_map", "map_mask")
 ROOT_ATTRS = ("profile", "seed", "source", "code_version", "config", "units")
@@ -157,6 +158,7 @@ def assemble(out_path: Path, galaxy_ids: list[int], attrs: dict, image_sizes: li
     if not keep_shards:
         for g in galaxy_ids:
             shard_path(out_path, g).unlink(missing_ok=True)
+        (shard_dir(out_path) / "dataset_key.txt").unlink(missing_ok=True)
         try:
             shard_dir(out_path).rmdir()
         except OSError:
@@ -179,6 +181,20 @@ class GalaxyDataset:
     @property
     def config(self) -> dict:
         return json.loads(self.attrs.get("config", "{}"))
+
+    def identity(self) -> dict:
+        """What distinguishes this dataset's content from another's, not where the file lies.
+
+        Results in the store carry it (through their fingerprint), so a run made on a dataset
+        with other content is redone rather than reused; a copy of the same dataset elsewhere,
+        or one rebuilt identically, keeps its results.
+        """
+        import hashlib
+
+        scalars = pd.util.hash_pandas_object(self.table, index=False).to_numpy()
+        return {"source": str(self.attrs.get("source")), "rows": int(len(self.table)),
+                "images": list(self.image_sizes), "code_version": str(self.attrs.get(
+                    "code_version")), "scalars_sha1": hashlib.sha1(scalars.tobytes()).hexdigest()}
 
     def input_names(self) -> list[str]:
         return image_names(self.image_sizes) + list(MAP_INPUTS)

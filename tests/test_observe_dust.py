@@ -94,3 +94,35 @@ def test_edge_on_gas_disc_dims_and_reddens_more_than_face_on():
     assert redden[0] > redden[2]
     assert dusty[0]["image_g_60"].sum() / dusty[0]["image_r_60"].sum() < \
         clean[0]["image_g_60"].sum() / clean[0]["image_r_60"].sum()
+
+
+def test_scattering_factor_follows_calzetti_form_with_draine_grains():
+    """h sqrt(1 - w) + (1 - h)(1 - w) with w, g of the MW R_V = 3.1 grains: ~0.44 in g and r."""
+    for band in ("g", "r"):
+        w, h = dust.BAND_ALBEDO[band], 1.0 - dust.BAND_ASYMMETRY[band]
+        factor = dust.scattering_factor(band)
+        assert factor == pytest.approx(h * np.sqrt(1 - w) + (1 - h) * (1 - w))
+        assert 0.4 < factor < 0.5
+    tau = np.array([0.0, 1.0, 3.0])
+    with_scattering = dust.transmission(tau, "r")
+    pure = dust.transmission(tau, "r", scattering=False)
+    assert with_scattering[0] == pure[0] == 1.0
+    assert np.all(with_scattering[1:] > pure[1:])
+    factor = dust.scattering_factor("r")
+    assert np.log(with_scattering[2]) == pytest.approx(np.log(pure[2]) * factor)
+    with pytest.raises(ValueError, match="band 'u'"):
+        dust.scattering_factor("u")
+
+
+def test_attenuation_column_is_the_dimming_of_the_aperture_light():
+    g = cold_disc_galaxy(4000, seed=2)
+    g.gas = gas_disc(4000, 3e9, 3.0, 0.15, seed=2)
+    clean = {r["projection"]: r for r in observe_galaxy(g, _cfg(dust=False))}
+    dusty = {r["projection"]: r for r in observe_galaxy(g, _cfg(dust=True))}
+    for p in clean:
+        assert clean[p]["A_r"] == 0.0
+        assert dusty[p]["A_r"] == pytest.approx(dusty[p]["M_r"] - clean[p]["M_r"], abs=1e-9)
+    assert dusty[0]["A_r"] > dusty[2]["A_r"] > 0  # edge-on (x) more than face-on (z)
+    no_scatter = {r["projection"]: r for r in observe_galaxy(
+        g, _cfg(dust=True, dust_scattering=False))}
+    assert no_scatter[0]["A_r"] > dusty[0]["A_r"]

@@ -17,6 +17,13 @@ semi-analytic treatment of Xu et al. 2017), with the same code for every source:
 - A_band / A_V from the Cardelli, Clayton & Mathis (1989) law, R_V = 3.1, at the SDSS effective
   wavelengths (g 4686 A, r 6165 A): A_g/A_V = 1.22, A_r/A_V = 0.88, so g is dimmed more than r
   and dust reddens g - r.
+- Scattering (Nelson et al. 2018, following Calzetti, Kinney & Storchi-Bergmann 1994): part of
+  the light scattered out of the line of sight is scattered back into it, so the effective
+  optical depth is tau_band = tau_a [h sqrt(1 - omega) + (1 - h)(1 - omega)], with omega the
+  albedo and h the weight of isotropic against forward scattering. We take omega and the
+  scattering asymmetry g = <cos theta> from the Milky-Way R_V = 3.1 grain model of Weingartner &
+  Draine (2001; Draine 2003 tables) at the band wavelengths, and h = 1 - g (g = 0 isotropic, g = 1
+  purely forward): the factor is 0.44 in g and r. `scattering=False` keeps pure extinction.
 - Each star is seen through a foreground screen: L_obs = L exp(-tau_band). No gas (or fewer than
   2 gas particles, which cannot define a smoothing length), no dust.
 - Only stars inside the image field get a column (all outputs - images, maps, apertures of at
@@ -40,6 +47,10 @@ X_HYDROGEN = 0.76
 _ATOMS_PER_CM2_PER_MSUN_KPC2 = 1.98841e33 / 1.67262e-24 / (3.08568e21) ** 2
 N_H_REFERENCE = 2.1e21  # cm^-2 per unit tau_V at solar metallicity (Nelson+2018, eq. 3)
 BAND_WAVELENGTH_ANGSTROM = {"g": 4686.0, "r": 6165.0}
+# Weingartner & Draine (2001) Milky-Way R_V = 3.1 dust (Draine 2003 tables) at the SDSS bands:
+# albedo omega and scattering asymmetry g = <cos theta>
+BAND_ALBEDO = {"g": 0.661, "r": 0.676}
+BAND_ASYMMETRY = {"g": 0.560, "r": 0.513}
 _MAX_CELLS = 512
 
 
@@ -141,8 +152,22 @@ def optical_depth_v(star_a: np.ndarray, star_b: np.ndarray, star_depth: np.ndarr
     return n_h / N_H_REFERENCE
 
 
-def transmission(tau_v: np.ndarray, band: str) -> np.ndarray:
+def scattering_factor(band: str) -> float:
+    """tau_effective / tau_extinction in `band`: h sqrt(1 - omega) + (1 - h)(1 - omega).
+
+    h = 1 - g, the weight of isotropic scattering from the asymmetry parameter g.
+    """
+    if band not in BAND_ALBEDO:
+        raise ValueError(f"no albedo for band '{band}'")
+    omega, h = BAND_ALBEDO[band], 1.0 - BAND_ASYMMETRY[band]
+    return float(h * np.sqrt(1.0 - omega) + (1.0 - h) * (1.0 - omega))
+
+
+def transmission(tau_v: np.ndarray, band: str, scattering: bool = True) -> np.ndarray:
     """Fraction of a star's light in `band` that reaches the observer, exp(-tau_band)."""
     if band not in BAND_WAVELENGTH_ANGSTROM:
         raise ValueError(f"no effective wavelength for band '{band}'")
-    return np.exp(-ccm_extinction_ratio(BAND_WAVELENGTH_ANGSTROM[band]) * tau_v)
+    tau = ccm_extinction_ratio(BAND_WAVELENGTH_ANGSTROM[band]) * tau_v
+    if scattering:
+        tau = tau * scattering_factor(band)
+    return np.exp(-tau)

@@ -45,6 +45,20 @@ def photometry(r_proj: np.ndarray, lum_r: np.ndarray, lum_g: np.ndarray, apertur
     return {"M_r": float(m_r), "g_r": float(m_g - m_r)}
 
 
+def attenuation(r_proj: np.ndarray, lum_obs: np.ndarray, lum_intrinsic: np.ndarray,
+                aperture: float) -> float:
+    """Magnitudes of dust attenuation of the light within a projected aperture (0 without dust).
+
+    Kept as a diagnostic, not a model input: it lets the book check the dust against the
+    observed dimming of inclined discs (Masters et al. 2010).
+    """
+    inside = r_proj < aperture
+    lo, li = lum_obs[inside].sum(), lum_intrinsic[inside].sum()
+    if lo <= 0 or li <= 0:
+        return float("nan")
+    return float(-2.5 * np.log10(lo / li))
+
+
 def star_formation_rate(r_proj: np.ndarray, age_gyr: np.ndarray, mass_formed: np.ndarray,
                         aperture: float, window_gyr: float = 1.0) -> float:
     """Msun/yr formed over the last `window_gyr` within a projected aperture (kpc)."""

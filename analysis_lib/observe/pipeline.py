@@ -50,7 +50,7 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
     """Images, kinematic maps, targets and Table-1 features for each projection of one galaxy.
 
     Returns one dict per line of sight with the dataset's keys (see analysis_lib.dataset):
-    galaxy_id, projection, galaxy_type, inclination_deg, image_r_N / image_g_N (float32, Lsun
+    galaxy_id, projection, galaxy_type, inclination_deg, A_r, image_r_N / image_g_N (float32, Lsun
     per pixel), vel_map / sigma_map (float32, km/s), map_mask (bool), pixel_scale_kpc, and every
     target and feature as a float. Raises GalaxyInputError naming the galaxy for bad input.
     """
@@ -92,8 +92,9 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
             ga, gb, gd = geometry.project(galaxy.gas.pos, los)
             tau_v = dust.optical_depth_v(a, b, depth, galaxy.gas, ga, gb, gd, gas_h, half_width,
                                          float(obs["dust_metallicity_index"]))
-            lum_r = stars.lum["r"] * dust.transmission(tau_v, "r")
-            lum_g = stars.lum["g"] * dust.transmission(tau_v, "g")
+            scatter = bool(obs["dust_scattering"])
+            lum_r = stars.lum["r"] * dust.transmission(tau_v, "r", scatter)
+            lum_g = stars.lum["g"] * dust.transmission(tau_v, "g", scatter)
         else:
             lum_r, lum_g = stars.lum["r"], stars.lum["g"]
         rendered = images.render_images(a, b, support, np.column_stack([lum_r, lum_g]),
@@ -123,6 +124,7 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
                                              float(rendered[0].sum())))
         ap2 = 2.0 * rhalf
         rec.update(features.photometry(r_proj, lum_r, lum_g, ap2, sun))
+        rec["A_r"] = features.attenuation(r_proj, lum_r, stars.lum["r"], ap2)
         rec["sfr"] = features.star_formation_rate(r_proj, stars.age_gyr, mass_formed, ap2,
                                                   float(obs["sfr_window_gyr"]))
         rec["sersic_n"] = sersic_index(a, b, lum_r, float(obs["sersic_rmin_rhalf"]) * rhalf, ap2,

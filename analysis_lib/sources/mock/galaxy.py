@@ -33,6 +33,7 @@ from analysis_lib.sources.mock.ssp import (
 )
 
 GAS_SIGMA_KMS = 10.0  # velocity dispersion of the cold gas disc
+GAS_PHASES = ("hi", "h2")  # atomic and molecular discs (population columns m_hi, hi_rd_kpc, ...)
 
 
 def imf_alpha(sigma_kms: float) -> float:
@@ -55,9 +56,11 @@ def build_mass_model(row: pd.Series | dict, mcfg: dict, alpha: float = 1.0
         comps["bulge"] = Hernquist(m_star * bt, float(row["bulge_a_kpc"]))
     if bt < 1:
         comps["disc"] = ExponentialDiscMonopole(m_star * (1 - bt), float(row["disc_rd_kpc"]))
+    for phase in GAS_PHASES:
+        if float(row[f"m_{phase}"]) > 0:
+            comps[f"gas_{phase}"] = ExponentialDiscMonopole(float(row[f"m_{phase}"]),
+                                                            float(row[f"{phase}_rd_kpc"]))
     m_gas = float(row["m_gas"])
-    if m_gas > 0:
-        comps["gas"] = ExponentialDiscMonopole(m_gas, float(row["gas_rd_kpc"]))
     m_bar = m_star + m_gas
     m200, conc, r200 = float(row["m200c"]), float(row["concentration"]), float(row["r200c_kpc"])
     if m_bar >= m200:
@@ -92,6 +95,44 @@ def _disc_positions(rng: np.random.Generator, n: int, r_d: float, z0: float) -> 
     phi = rng.uniform(0, 2 * np.pi, n)
     z = z0 * np.arctanh(np.clip(rng.uniform(-1, 1, n), -1 + 1e-12, 1 - 1e-12))
     return np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
+
+
+def _gas_particles(row, comps: dict, model, particle_mass: float, rng: np.random.Generator,
+                   sfr_total: float) -> Gas | None:
+    """Cold gas particles of the HI and H2 discs, in circular rotation with 10 km/s dispersion.
+
+    Each phase gets round(mass / particle_mass) particles (none below half a particle); both
+    discs are half as thick as the stellar disc and share its metallicity gradient. Star
+    formation follows the molecular gas (Bigiel et al. 2008: constant H2 depletion time), so
+    the galaxy's recent SFR is spread over the H2 particles in proportion to their mass.
+    """
+    pos_parts, phase_parts = [], []
+    masses = []
+    for k, phase in enumerate(GAS_PHASES):
+        disc = comps.get(f"gas_{phase}")
+        n = _n_particles(disc.mass, particle_mass) if disc is not None else 0
+        if n == 0:
+            continue
+        pos_parts.append(_disc_positions(rng, n, disc.r_d, 0.5 * float(row["disc_z0_kpc"])))
+        phase_parts.append(np.full(n, k, np.int8))
+        masses.append(np.full(n, disc.mass / n))
+    if not pos_parts:
+        return None
+    pos = np.concatenate(pos_parts)
+    phase = np.concatenate(phase_parts)
+    mass = np.concatenate(masses)
+    rc = np.maximum(np.hypot(pos[:, 0], pos[:, 1]), 1e-9)
+    vc = model.vcirc(np.linalg.norm(pos, axis=1))
+    vel = np.column_stack([-vc * pos[:, 1] / rc, vc * pos[:, 0] / rc, np.zeros(len(pos))])
+    vel = vel + rng.normal(0, GAS_SIGMA_KMS, (len(pos), 3))
+    molecular = phase == GAS_PHASES.index("h2")
+    sfr = np.zeros(len(pos))
+    if molecular.any():
+        sfr[molecular] = sfr_total * mass[molecular] / mass[molecular].sum()
+    metallicity = stellar_pops.gas_metallicity(rc, float(row["disc_rd_kpc"]),
+                                               float(row["log_zgas_zsun"]))
+    # extra['phase']: 0 = atomic (HI), 1 = molecular (H2)
+    return Gas(pos, vel, mass, metallicity=metallicity, extra={"sfr": sfr, "phase": phase})
 
 
 def _isotropic_positions(rng: np.random.Generator, r: np.ndarray) -> np.ndarray:
@@ -203,26 +244,11 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
     # light is that of the Kroupa-IMF mass (mass / alpha); the extra alpha is dark stellar mass
 
     m_star_dropped = m_star_total - float(mass.sum())
-    gas = None
     m_gas = float(row["m_gas"])
-    n_g = _n_particles(m_gas, float(mcfg["gas_particle_mass"]))
     # SFR over the last 100 Myr (Msun/yr), from the mass the young particles formed with
     young = age < 0.1
     sfr_total = float(np.sum(mass[young] / (1 - mass_loss_fraction(age[young]))) / 1e8)
-    if n_g > 0 and "gas" in comps:
-        gd = comps["gas"]
-        z0_gas = 0.5 * float(row["disc_z0_kpc"])
-        pos_g = _disc_positions(rng_gas, n_g, gd.r_d, z0_gas)
-        rc = np.maximum(np.hypot(pos_g[:, 0], pos_g[:, 1]), 1e-9)
-        vc = model.vcirc(np.linalg.norm(pos_g, axis=1))
-        vel_g = np.column_stack([-vc * pos_g[:, 1] / rc, vc * pos_g[:, 0] / rc,
-                                 np.zeros(n_g)]) + rng_gas.normal(0, GAS_SIGMA_KMS, (n_g, 3))
-        weight = np.exp(-0.4 * rc / gd.r_d)  # Kennicutt-Schmidt N = 1.4: SFR/m ~ Sigma^0.4
-        sfr = sfr_total * weight / weight.sum()
-        rd_stars = float(row["disc_rd_kpc"])
-        gas = Gas(pos_g, vel_g, np.full(n_g, m_gas / n_g),
-                  metallicity=stellar_pops.gas_metallicity(rc, rd_stars, float(row["log_z_zsun"])),
-                  extra={"sfr": sfr})
+    gas = _gas_particles(row, comps, model, float(mcfg["gas_particle_mass"]), rng_gas, sfr_total)
 
     rot = _random_orientation(rng_orient, np.array([row["spin_x"], row["spin_y"],
                                                     row["spin_z"]], float))
@@ -234,12 +260,13 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
                   extra=gas.extra)
     r_half_3d = model.half_mass_radius(tuple(c for c in ("bulge", "disc") if c in comps))
     m_in = model.enclosed_mass(r_half_3d)
+    m_gas_particles = float(gas.mass.sum()) if gas is not None else 0.0
     meta = {
         "galaxy_type": "early" if early else "late", "source": "mock",
         "spin_axis": rot[:, 2].copy(), "m200c": float(row["m200c"]),
         "r200c_kpc": float(row["r200c_kpc"]), "concentration": float(row["concentration"]),
         "m_star_model": m_star_total, "m_gas_model": m_gas, "bt": float(row["bt"]),
-        "m_star_dropped": m_star_dropped, "m_gas_dropped": 0.0 if gas is not None else m_gas,
+        "m_star_dropped": m_star_dropped, "m_gas_dropped": m_gas - m_gas_particles,
         "re_kpc_drawn": float(row["re_kpc"]), "r_half_3d_model": r_half_3d,
         "fdm_rhalf_model": float(model.enclosed_mass(r_half_3d, "dm") / m_in),
         "sigma_proxy_kms": sigma_proxy, "imf_alpha": alpha,

@@ -11,12 +11,19 @@ Recipe (defaults; knobs in cfg['mock']):
    size-mass relation of the type (Shen+2003 default); late-type bulges are 4x more compact
    than their disc (R_e,bulge = 0.25 x 1.678 R_d), early-type bulge and disc share R_e; both
    components are then scaled together so that the face-on projected half-mass radius of the
-   whole galaxy is the drawn R_e; sech^2 thickness z0 ~ U(0.1, 0.2) R_d; gas from xGASS /
-   xCOLD GASS (quenched 1 dex lower), with a helium factor 1.36, in an exponential disc of
-   1.7 R_d. Slow rotators (early types, probability 0.05 + 0.9 / (1 + exp(-(log M* - 11.4) /
-   0.15)), ATLAS3D-like, our choice) are pure non-rotating spheroids; other spheroids rotate
-   (a random fraction U(0.3, 0.8) of their retrograde stars is flipped, which keeps the
-   equilibrium). Spin axes are isotropic.
+   whole galaxy is the drawn R_e; sech^2 thickness z0 ~ U(0.1, 0.2) R_d. Cold gas in two
+   exponential discs, each with a helium factor 1.36 and half the stellar thickness: HI from
+   xGASS with scale length R_HI / 2, R_HI from the Wang+2016 HI size-mass relation (this
+   makes Sigma_HI(R_HI) = 2 M_HI / (pi R_HI^2) e^-2 ~ 1 Msun/pc^2 and a central HI density of
+   ~7 Msun/pc^2, near the observed saturation); H2 from xCOLD GASS with the stellar disc's
+   scale length (molecular gas follows the stars, Leroy+2008). Quenched galaxies have 1 dex
+   less of both. Metallicities: stars from Gallazzi+2005 (median and its skewed 16-84 %
+   range, a split normal); gas from the Curti+2020 gas-phase mass-metallicity relation with
+   0.08 dex scatter, both at R_e, with a -0.1 dex per R_e gradient. Slow rotators (early
+   types, probability 0.05 + 0.9 / (1 + exp(-(log M* - 11.4) / 0.15)), ATLAS3D-like, our
+   choice) are pure non-rotating spheroids; other spheroids rotate (a random fraction
+   U(0.3, 0.8) of their retrograde stars is flipped, which keeps the equilibrium). Spin axes
+   are isotropic.
 5. NFW with colossus diemer19 concentration and log-normal scatter.
 6. Sample cut as the paper: M*(<30 kpc, 3D) > cfg['data']['min_mstar_30kpc'] (analytic).
 Galaxies are drawn in fixed-size batches until n are accepted, so the table depends only on
@@ -34,6 +41,7 @@ from analysis_lib.sources.mock import relations as rel
 H_TNG = 0.6774
 LOG_M200_MIN = 11.2
 HE_FACTOR = 1.36  # total cold gas / hydrogen
+GAS_MZR_SCATTER_DEX = 0.08  # about the scatter of the Curti+2020 gas-phase MZR
 BATCH = 2048  # haloes drawn per batch (fixed, so the first rows do not depend on n)
 
 
@@ -130,19 +138,26 @@ def _draw_batch(rng: np.random.Generator, n: int, mcfg: dict, dcfg: dict,
     z0 = rng.uniform(0.1, 0.2, n) * disc_rd
     log_fhi = rel.xgass_log_hi_fraction(m_star) + rng.normal(0, 0.3, n)
     log_fh2 = rel.xcoldgass_log_h2_fraction(m_star) + rng.normal(0, 0.3, n)
-    f_gas = HE_FACTOR * (10**log_fhi + 10**log_fh2) * np.where(early, 0.1, 1.0)
+    quenched_factor = np.where(early, 0.1, 1.0)
+    m_hi_h = 10**log_fhi * m_star * quenched_factor  # hydrogen only
+    m_h2_h = 10**log_fh2 * m_star * quenched_factor
     c_med = concentration_median(m200, mcfg["concentration_model"])
     conc = c_med * 10 ** rng.normal(0, mcfg["concentration_scatter_dex"], n)
-    log_z, z_half = rel.gallazzi05_logz(m_star)
-    log_z = log_z + rng.normal(0, 1, n) * z_half
+    z_med, z_below, z_above = rel.gallazzi05_logz_split(m_star)
+    u = rng.normal(0, 1, n)
+    log_z = z_med + u * np.where(u > 0, z_above, z_below)
     axis = rng.normal(size=(n, 3))
     axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    log_zgas = rel.curti20_gas_log_z(m_star) + rng.normal(0, GAS_MZR_SCATTER_DEX, n)
     return pd.DataFrame({
         "m200c": m200, "log_m200c": log_mh, "r200c_kpc": r200c_kpc(m200), "concentration": conc,
         "m_star": m_star, "log_mstar": log_ms, "early": early, "slow_rotator": slow,
         "bt": bt, "re_kpc": re, "bulge_a_kpc": bulge_a, "disc_rd_kpc": disc_rd,
-        "disc_z0_kpc": z0, "m_gas": f_gas * m_star, "gas_rd_kpc": 1.7 * disc_rd,
-        "log_z_zsun": log_z, "rotation_flip": np.where(slow, 0.0, rng.uniform(0.3, 0.8, n)),
+        "disc_z0_kpc": z0, "m_gas": HE_FACTOR * (m_hi_h + m_h2_h),
+        "m_hi": HE_FACTOR * m_hi_h, "hi_rd_kpc": 0.5 * rel.wang16_hi_radius_kpc(m_hi_h),
+        "m_h2": HE_FACTOR * m_h2_h, "h2_rd_kpc": disc_rd,
+        "log_z_zsun": log_z, "log_zgas_zsun": log_zgas,
+        "rotation_flip": np.where(slow, 0.0, rng.uniform(0.3, 0.8, n)),
         "spin_x": axis[:, 0], "spin_y": axis[:, 1], "spin_z": axis[:, 2],
         "mstar_30kpc": stellar_mass_within(30.0, m_star, bt, bulge_a, disc_rd),
     })

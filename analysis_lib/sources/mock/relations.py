@@ -79,12 +79,32 @@ _GALLAZZI_P16 = np.array([-1.02, -0.52, -0.36, -0.22, -0.04, 0.04])
 _GALLAZZI_P84 = np.array([0.00, 0.12, 0.15, 0.17, 0.21, 0.22])
 
 
-def gallazzi05_logz(m_star: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median log10(Z/Zsun) and the half 16-84 % width (dex) at M* (Msun), interpolated."""
+def gallazzi05_logz_split(m_star: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median log10(Z/Zsun) and the widths below (P50 - P16) and above (P84 - P50), in dex.
+
+    The distribution is skewed (a long metal-poor tail, few stars above +0.2 dex at any mass):
+    a split normal with these two widths keeps its shape, which a symmetric one would not.
+    """
     lm = np.log10(np.asarray(m_star, dtype=float))
     med = np.interp(lm, _GALLAZZI_LOGM, _GALLAZZI_MED)
-    half = 0.5 * np.interp(lm, _GALLAZZI_LOGM, _GALLAZZI_P84 - _GALLAZZI_P16)
-    return med, half
+    below = med - np.interp(lm, _GALLAZZI_LOGM, _GALLAZZI_P16)
+    above = np.interp(lm, _GALLAZZI_LOGM, _GALLAZZI_P84) - med
+    return med, below, above
+
+
+SOLAR_LOG_OH = 8.69  # 12 + log(O/H) of the Sun (Asplund et al. 2009)
+
+
+def curti20_gas_log_z(m_star: np.ndarray) -> np.ndarray:
+    """Gas-phase log10(Z/Zsun) at M* (Msun): the Curti et al. (2020, MNRAS 491, 944) MZR.
+
+    12 + log(O/H) = Z0 - (gamma / beta) log10(1 + (M*/M0)^-beta) with Z0 = 8.793,
+    log M0 = 10.02, gamma = 0.28, beta = 1.2 (their T_e-anchored calibration, SDSS), relative to
+    the solar 8.69. It saturates near solar at high mass.
+    """
+    m = np.asarray(m_star, dtype=float)
+    log_oh = 8.793 - (0.28 / 1.2) * np.log10(1.0 + (m / 10**10.02) ** -1.2)
+    return log_oh - SOLAR_LOG_OH
 
 
 def xgass_log_hi_fraction(m_star: np.ndarray) -> np.ndarray:
@@ -103,6 +123,15 @@ def xcoldgass_log_h2_fraction(m_star: np.ndarray) -> np.ndarray:
     """
     lm = np.log10(np.asarray(m_star, dtype=float))
     return -1.0 - 0.7 * np.clip(lm - 10.5, 0.0, None)
+
+
+def wang16_hi_radius_kpc(m_hi: np.ndarray) -> np.ndarray:
+    """R_HI (kpc), where the HI surface density falls to 1 Msun/pc^2, at HI mass M_HI (Msun).
+
+    Half the diameter of the HI size-mass relation of Wang et al. (2016, MNRAS 460, 2143),
+    log D_HI = 0.506 log M_HI - 3.293 (hydrogen only, 0.06 dex scatter).
+    """
+    return 0.5 * 10 ** (0.506 * np.log10(np.asarray(m_hi, dtype=float)) - 3.293)
 
 
 def reyes11_log_v80(m_star: np.ndarray) -> np.ndarray:

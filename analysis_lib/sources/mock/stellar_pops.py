@@ -78,7 +78,11 @@ def disc_populations(rng: np.random.Generator, r_cyl_kpc: np.ndarray, r_d: float
     return age, SOLAR_METALLICITY * 10 ** np.clip(log_z, -2.5, 0.6)
 
 
-def gas_metallicity(r_cyl_kpc: np.ndarray, r_d: float, log_z_gal: float) -> np.ndarray:
-    """Gas Z: the disc's gradient, 0.1 dex above the stellar median (gas is enriched last)."""
-    log_z = log_z_gal + 0.1 - 0.1 * (r_cyl_kpc / (1.678 * r_d) - 1.0)
+def gas_metallicity(r_cyl_kpc: np.ndarray, r_d: float, log_z_gas: float) -> np.ndarray:
+    """Gas Z: log_z_gas (log Z/Zsun) at R_e = 1.678 R_d and the disc's -0.1 dex per R_e gradient.
+
+    The gradient is the CALIFA one (Sanchez et al. 2014); the value at R_e comes from the
+    gas-phase mass-metallicity relation (population column log_zgas_zsun).
+    """
+    log_z = log_z_gas - 0.1 * (r_cyl_kpc / (1.678 * r_d) - 1.0)
     return SOLAR_METALLICITY * 10 ** np.clip(log_z, -2.5, 0.6)

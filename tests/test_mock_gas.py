@@ -1,0 +1,88 @@
+"""The mock's cold gas: an HI disc sized by the HI size-mass relation, an H2 disc that follows
+the stars and carries the star formation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis_lib.config import load_config
+from analysis_lib.sources.mock import MockSource
+from analysis_lib.sources.mock import relations as rel
+from analysis_lib.sources.mock.population import HE_FACTOR
+
+
+def test_wang16_radius_follows_the_published_fit():
+    # log D_HI = 0.506 log M_HI - 3.293 (kpc): 1e10 Msun of HI -> D = 10^1.767 kpc
+    assert rel.wang16_hi_radius_kpc(1e10) == pytest.approx(0.5 * 10**1.767, rel=1e-9)
+    assert rel.wang16_hi_radius_kpc(1e9) < rel.wang16_hi_radius_kpc(1e10)
+
+
+@pytest.fixture(scope="module")
+def population():
+    return MockSource(load_config("smoke", {"data.n_galaxies": 40})).population
+
+
+def test_hi_disc_reaches_one_msun_per_pc2_at_the_hi_radius(population):
+    """Sigma_HI(R_HI) of the exponential disc is ~1 Msun/pc^2 (hydrogen), as Wang+2016 define
+    R_HI; the mass-size relation fixes it to within the relation's implied mean density."""
+    m_h = population["m_hi"] / HE_FACTOR
+    r_hi = rel.wang16_hi_radius_kpc(m_h)
+    rs = population["hi_rd_kpc"]
+    sigma_at_r_hi = m_h / (2 * np.pi * rs**2) * np.exp(-r_hi / rs) / 1e6  # Msun/pc^2
+    assert np.all((sigma_at_r_hi > 0.7) & (sigma_at_r_hi < 1.5))
+    central = population["m_hi"] / (2 * np.pi * rs**2) / 1e6
+    assert np.all((central > 3) & (central < 15))  # near the observed HI saturation
+
+
+def test_gas_particles_split_into_phases_and_sfr_follows_h2(population):
+    source = MockSource(load_config("smoke", {"data.n_galaxies": 40}))
+    late = population.index[~population["early"]][:3]
+    for gid in late:
+        g = source.load(int(gid))
+        row = population.loc[gid]
+        phase = g.gas.extra["phase"]
+        assert set(np.unique(phase)) <= {0, 1}
+        assert g.gas.mass.sum() + g.meta["m_gas_dropped"] == pytest.approx(row["m_gas"])
+        sfr = g.gas.extra["sfr"]
+        assert np.all(sfr[phase == 0] == 0)
+        if (phase == 1).any():
+            assert sfr.sum() == pytest.approx(g.meta["sfr_100myr"])
+        radius = np.linalg.norm(g.gas.pos, axis=1)
+        if (phase == 0).sum() > 10 and (phase == 1).sum() > 10:
+            assert np.median(radius[phase == 0]) > np.median(radius[phase == 1])
+
+
+def test_dust_table_measures_edge_on_minus_face_on_of_late_types():
+    import pandas as pd
+
+    from analysis_lib.sources.mock.validation import dust_figure, dust_table
+
+    rng = np.random.default_rng(0)
+    inc = np.degrees(np.arccos(rng.uniform(0, 1, 4000)))
+    late = rng.uniform(size=4000) < 0.5
+    a_r = np.where(late, 0.2 + 0.8 * (inc / 90) ** 4, 0.05)
+    table = pd.DataFrame({"galaxy_type": np.where(late, 0, 1), "inclination_deg": inc,
+                          "A_r": a_r, "g_r": 0.5 + 0.2 * a_r})
+    dust = dust_table(table).set_index("check")
+    dim = dust.loc["r dimming edge-on minus face-on, late types", "mock_mag"]
+    face, edge = 0.2 + 0.8 * (np.array([15.0, 85.0]) / 90) ** 4
+    assert dim == pytest.approx(edge - face, abs=0.05)
+    assert dust.loc["g-r reddening edge-on minus face-on, late types", "mock_mag"] == \
+        pytest.approx(0.2 * dim, abs=0.01)
+    assert dust.loc["median A_r, early types (all inclinations)", "mock_mag"] == \
+        pytest.approx(0.05)
+    fig = dust_figure(table)
+    assert "inclination" in fig.axes[0].get_xlabel()
+
+
+def test_gas_metallicity_follows_the_curti20_relation(population):
+    """Gas Z at R_e from the Curti+2020 MZR (near solar at 1e10.5, saturating above), with its
+    small scatter; stellar Z keeps the skewed Gallazzi+2005 range (few stars above +0.3 dex)."""
+    assert rel.curti20_gas_log_z(1e9) < rel.curti20_gas_log_z(1e10) < rel.curti20_gas_log_z(1e11)
+    assert abs(rel.curti20_gas_log_z(1e11)) < 0.15
+    offset = population["log_zgas_zsun"] - rel.curti20_gas_log_z(population["m_star"])
+    assert abs(offset.mean()) < 0.05 and 0.03 < offset.std() < 0.15
+    med, below, above = rel.gallazzi05_logz_split(population["m_star"])
+    assert np.all(below > above)  # the metal-poor tail is the longer one
+    assert population["log_z_zsun"].max() < 0.6
