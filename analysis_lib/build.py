@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -89,12 +90,14 @@ def build_dataset(cfg: dict, out: str | Path, source_options: dict | None = None
     failures_path = Path(str(out) + ".failures.json")
     failures: dict[str, str] = (json.loads(failures_path.read_text())
                                 if failures_path.exists() else {})
+    key = prepare_shards(cfg, out)
+    if not failures_path.exists():
+        failures = {}
     done = done_galaxies(out)
     todo = [i for i in ids if i not in done and str(i) not in failures]
     n_workers = resolve_workers(workers if workers is not None else cfg["data"]["workers"])
     bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc=f"observing {out.name}",
                unit="galaxy", disable=not progress)
-    shard_dir(out).mkdir(parents=True, exist_ok=True)
     try:
         if n_workers == 1:
             _init_worker(cfg, source_options)
@@ -116,15 +119,59 @@ def build_dataset(cfg: dict, out: str | Path, source_options: dict | None = None
     n_excluded = sum(msg.startswith(EXCLUDED) for msg in failures.values())
     attrs = {"profile": cfg.get("profile", "custom"), "seed": int(cfg["seed"]),
              "source": cfg["data"]["source"], "config": json.dumps(cfg, default=str),
+             "dataset_key": key,
              "n_failed": len(failures) - n_excluded, "n_excluded": n_excluded,
              "failures": json.dumps(failures)}
     return assemble(out, good, attrs, list(cfg["observe"]["image_sizes"]))
+
+
+def prepare_shards(cfg: dict, out: Path) -> str:
+    """The shard folder of `out`, emptied if an interrupted build left it with another key.
+
+    Shards (and recorded failures) are resumed only by a build with the same settings and
+    physics code; returns the key, which is also stored in the assembled file.
+    """
+    out = Path(out)
+    key = dataset_key(cfg)
+    key_path = shard_dir(out) / "dataset_key.txt"
+    if shard_dir(out).exists() and (not key_path.exists() or key_path.read_text() != key):
+        shutil.rmtree(shard_dir(out))
+        Path(str(out) + ".failures.json").unlink(missing_ok=True)
+    shard_dir(out).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(key_path, key)
+    return key
 
 
 def _record(failures: dict, path: Path, galaxy_id: int, err: str | None) -> None:
     if err is not None:
         failures[str(galaxy_id)] = err
         atomic_write_text(path, json.dumps(failures, indent=1))
+
+
+# The code that decides a dataset's content: a change here makes stored datasets (and shards
+# of an interrupted build) stale, just as a change of their settings does.
+PHYSICS_CODE = ("sources", "observe", "particles.py", "dataset.py", "rng.py")
+
+
+def physics_code_hash() -> str:
+    """Hash of the source files that turn particles into a dataset (see PHYSICS_CODE)."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    files = []
+    for name in PHYSICS_CODE:
+        path = root / name
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def dataset_key(cfg: dict) -> str:
+    """What a dataset must share with cfg to be reused: its settings and the physics code."""
+    return f"{dataset_config_key(cfg)}-{physics_code_hash()}"
 
 
 def dataset_config_key(cfg: dict) -> str:
@@ -144,10 +191,11 @@ def ensure_dataset(cfg: dict, path: str | Path | None = None, source_options: di
     path = Path(path) if path else default_dataset_path(cfg)
     if path.exists():
         try:
-            stored = open_dataset(path).config
+            found = open_dataset(path)
+            stored, stored_key = found.config, found.attrs.get("dataset_key")
         except DatasetError:
-            stored = None
-        if stored and dataset_config_key(stored) == dataset_config_key(cfg):
+            stored, stored_key = None, None
+        if stored is not None and stored_key == dataset_key(cfg):
             return path
         stale = path.with_name(path.name + ".stale")
         os.replace(path, stale)  # keep, never silently lose, an older dataset

@@ -44,6 +44,14 @@ def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
     os.replace(tmp, path)
 
 
+def run_fingerprint(**parts) -> str:
+    """Short stable hash of what a run depends on (dataset identity, settings, experiment)."""
+    import hashlib
+
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
 def _json(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str)
 
@@ -89,18 +97,33 @@ class ResultsStore:
     def run_dir(self, kind: str, name: str, profile: str) -> Path:
         return self.root / profile / kind / name
 
-    def exists(self, kind: str, name: str, profile: str) -> bool:
-        return (self.run_dir(kind, name, profile) / "metrics.json").exists()
+    def exists(self, kind: str, name: str, profile: str, fingerprint: str | None = None) -> bool:
+        """A complete run; with a fingerprint, only one made from the same inputs and settings.
+
+        The fingerprint (see `run_fingerprint`) hashes the dataset's content and every setting
+        that changes the result, so a stored run of an older dataset is redone, not reused.
+        """
+        d = self.run_dir(kind, name, profile)
+        if not (d / "metrics.json").exists():
+            return False
+        if fingerprint is None:
+            return True
+        try:
+            stored = json.loads((d / "meta.json").read_text()).get("fingerprint")
+        except (OSError, ValueError):
+            return False
+        return stored == fingerprint
 
     def save(self, kind: str, name: str, profile: str, *, config: dict, metrics: dict,
              predictions: pd.DataFrame, history: pd.DataFrame | None = None,
-             meta: dict | None = None) -> Path:
+             meta: dict | None = None, fingerprint: str | None = None) -> Path:
         """Write a finished run; metrics.json goes last, so a half-saved run is not 'complete'."""
         d = self.run_dir(kind, name, profile)
         d.mkdir(parents=True, exist_ok=True)
+        (d / "metrics.json").unlink(missing_ok=True)  # a rewrite is incomplete until it ends
         atomic_write_text(d / "config.json", _json(config))
         atomic_write_text(d / "meta.json", _json({**environment_info(), "command": " ".join(
-            sys.argv), **(meta or {})}))
+            sys.argv), **(meta or {}), "fingerprint": fingerprint}))
         atomic_write_csv(d / "predictions.csv", predictions)
         if history is not None:
             atomic_write_csv(d / "history.csv", history)

@@ -196,10 +196,15 @@ class MockValidation:
     degeneracies: pd.DataFrame
     figures: dict
     n_galaxies: int
+    dust: pd.DataFrame | None = None
 
 
-def mock_validation(cfg: dict, max_galaxies: int = 300) -> MockValidation:
-    """Generate up to max_galaxies mock galaxies and compare them with published relations."""
+def mock_validation(cfg: dict, max_galaxies: int = 300, table: pd.DataFrame | None = None
+                    ) -> MockValidation:
+    """Generate up to max_galaxies mock galaxies and compare them with published relations.
+
+    With the dataset's table, the dust of the observed lines of sight is checked too.
+    """
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
 
@@ -212,11 +217,15 @@ def mock_validation(cfg: dict, max_galaxies: int = 300) -> MockValidation:
     pop = source.population.iloc[: len(ids)]
     size_relation = cfg["mock"].get("size_relation", "shen03")
     figures = val.relation_figures(pop, summary, size_relation=size_relation)
+    dust = None
+    if table is not None and "A_r" in table:
+        dust = val.dust_table(table)
+        figures["dust_inclination"] = val.dust_figure(table)
     for fig in figures.values():  # shown where the notebook chooses, not where they were made
         plt.close(fig)
     return MockValidation(relations=val.relation_table(pop, summary, size_relation=size_relation),
                           degeneracies=val.degeneracy_table(summary), figures=figures,
-                          n_galaxies=len(ids))
+                          n_galaxies=len(ids), dust=dust)
 
 
 COMPARISON_TARGETS = ("log_mstar", "log_mtot", "log_fdm", "log_ml_r")
@@ -299,10 +308,12 @@ class JamComparison:
 def run_jam_section(cfg: dict, dataset: str | Path,
                     store: ResultsStore | None = None) -> JamComparison:
     """Fit JAM to the CNN's test galaxies (unless stored) and compare every method on them."""
-    from analysis_lib.models.jam import RUN_KIND, RUN_NAME, run_jam_for_config
+    from analysis_lib.dataset import open_dataset
+    from analysis_lib.models.jam import RUN_KIND, RUN_NAME, run_jam_for_config, store_fingerprint
 
     store = store or ResultsStore()
-    if not store.exists(RUN_KIND, RUN_NAME, cfg["profile"]):
+    fingerprint = store_fingerprint(cfg, open_dataset(dataset))
+    if not store.exists(RUN_KIND, RUN_NAME, cfg["profile"], fingerprint):
         run_jam_for_config(cfg, dataset, store_root=store.root)
     runs = comparison_runs(cfg, store)
     reference = f"{RUN_KIND}: {RUN_NAME}"

@@ -215,3 +215,23 @@ def test_every_table6_row_is_a_named_experiment():
     headline = select_experiments("gbdt", "headline")
     assert {e["targets"][0] for e in headline} == set(gbdt.GBDT_TARGETS)
     assert json.dumps(experiments)  # plain data, storable in config.json
+
+
+def test_a_stored_run_of_other_data_is_redone(synthetic_dataset, tmp_path):
+    """The store's fingerprint holds the dataset's content: new content, new run."""
+    cfg = load_config("smoke", {"gbdt.num_threads": 1, "gbdt.permutation_repeats": 1,
+                                "gbdt.exclude_kinetic_bt_above": 10.0})
+    store = ResultsStore(tmp_path / "results")
+    path = gbdt.run_gbdt_experiment(cfg, synthetic_dataset, "mstar_default", store=store)
+    stamp = (path / "metrics.json").stat().st_mtime_ns
+    gbdt.run_gbdt_experiment(cfg, synthetic_dataset, "mstar_default", store=store)
+    assert (path / "metrics.json").stat().st_mtime_ns == stamp  # same data: reused
+    with h5py.File(synthetic_dataset, "a") as f:
+        f["targets/log_mstar"][...] = f["targets/log_mstar"][...] + 0.1
+    gbdt.run_gbdt_experiment(cfg, synthetic_dataset, "mstar_default", store=store)
+    redone = (path / "metrics.json").stat().st_mtime_ns
+    assert redone != stamp  # other data: redone
+    assert not store.exists("gbdt", "mstar_default", "smoke", "not-this-fingerprint")
+    other = {**cfg, "gbdt": {**cfg["gbdt"], "num_threads": 2}}  # threads change nothing
+    gbdt.run_gbdt_experiment(other, synthetic_dataset, "mstar_default", store=store)
+    assert (path / "metrics.json").stat().st_mtime_ns == redone

@@ -46,14 +46,20 @@ def test_different_seed_different_data(cfg, serial_dataset, tmp_path):
                               open_dataset(serial_dataset).table.log_mstar)
 
 
-def test_interrupted_run_resumes_to_the_same_file(cfg, serial_dataset, tmp_path):
+def test_interrupted_run_resumes_to_the_same_file(cfg, serial_dataset, tmp_path, monkeypatch):
     out = tmp_path / "r.h5"
+    build.prepare_shards(cfg, out)
     build._init_worker(cfg, {})
     for gid in (0, 2):  # as if a run had stopped after these galaxies
         build._observe_one(gid, str(out))
     assert done_galaxies(out) == {0, 2}
     before = shard_path(out, 0).stat().st_mtime_ns
+    observed = []
+    real = build._observe_one
+    monkeypatch.setattr(build, "_observe_one",
+                        lambda gid, path: observed.append(gid) or real(gid, path))
     build.build_dataset(cfg, out, workers=1, progress=False)
+    assert observed == [1, 3]  # the finished galaxies were not redone
     t1, a1 = _all_arrays(serial_dataset)
     t2, a2 = _all_arrays(out)
     np.testing.assert_array_equal(t1.to_numpy(), t2.to_numpy())
@@ -67,3 +73,25 @@ def test_dataset_records_provenance(cfg, serial_dataset):
     assert ds.attrs["source"] == "mock" and ds.attrs["profile"] == "smoke"
     assert int(ds.attrs["seed"]) == cfg["seed"]
     assert ds.config["data"]["n_galaxies"] == N_GAL
+
+
+def test_shards_and_datasets_of_other_physics_code_are_not_reused(cfg, serial_dataset, tmp_path,
+                                                                  monkeypatch):
+    """A code change makes an interrupted build start afresh and a stored dataset stale."""
+    out = tmp_path / "c.h5"
+    build.prepare_shards(cfg, out)
+    build._init_worker(cfg, {})
+    build._observe_one(0, str(out))
+    monkeypatch.setattr(build, "physics_code_hash", lambda: "other-code")
+    build.prepare_shards(cfg, out)
+    assert done_galaxies(out) == set()
+    path = tmp_path / "e.h5"
+    path.write_bytes(serial_dataset.read_bytes())
+    monkeypatch.undo()
+    assert build.ensure_dataset(cfg, path, progress=False) == path  # same code: reused
+    stamp = path.stat().st_mtime_ns
+    monkeypatch.setattr(build, "physics_code_hash", lambda: "other-code")
+    build.ensure_dataset(cfg, path, progress=False)
+    assert path.with_name(path.name + ".stale").exists()
+    assert open_dataset(path).attrs["dataset_key"].endswith("other-code")
+    assert path.stat().st_mtime_ns != stamp

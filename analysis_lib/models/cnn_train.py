@@ -41,7 +41,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis_lib.config import config_hash
 from analysis_lib.dataset import GalaxyDataset, open_dataset
 from analysis_lib.metrics import target_metrics
 from analysis_lib.models.baselines import (
@@ -57,7 +56,7 @@ from analysis_lib.models.cnn_data import (
     resolve_inputs,
 )
 from analysis_lib.models.experiments import select_experiments
-from analysis_lib.results import ResultsStore
+from analysis_lib.results import ResultsStore, run_fingerprint
 from analysis_lib.rng import make_rng
 from analysis_lib.splits import cnn_split
 
@@ -438,14 +437,16 @@ def experiment_seed(cfg: dict, name: str, purpose: str) -> int:
     return int(make_rng(cfg["seed"], "cnn", purpose, name).integers(2**62))
 
 
-def _run_hash(cfg: dict, experiment: dict, dataset_path: Path) -> str:
-    """What a checkpoint must share with the run that resumes it."""
-    cnn = {k: v for k, v in cfg["cnn"].items()
-           if k not in ("experiments", "device", "compile", "keep_model", "checkpoint_every")}
-    stat = dataset_path.stat()
-    return config_hash({"cnn": cnn, "seed": cfg["seed"], "split": cfg["split"],
-                        "experiment": experiment, "dataset": [str(dataset_path.resolve()),
-                                                              stat.st_size, stat.st_mtime_ns]})
+# cnn settings that change how fast a run goes or what is kept, never its result
+_RUNTIME_KEYS = ("experiments", "device", "compile", "keep_model", "checkpoint_every",
+                 "cpu_threads", "eval_batch_size", "load_block", "resident_fraction")
+
+
+def _run_hash(cfg: dict, experiment: dict, dataset: GalaxyDataset) -> str:
+    """What a stored run or a checkpoint must share with the run that would reuse it."""
+    cnn = {k: v for k, v in cfg["cnn"].items() if k not in _RUNTIME_KEYS}
+    return run_fingerprint(kind=KIND, cnn=cnn, seed=cfg["seed"], split=cfg["split"],
+                           experiment=experiment, dataset=dataset.identity())
 
 
 def finite_rows(table: pd.DataFrame, rows: np.ndarray, targets: Sequence[str]) -> np.ndarray:
@@ -464,14 +465,15 @@ def run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
     profile, name = cfg["profile"], experiment["name"]
     run_dir = store.run_dir(KIND, name, profile)
     ckpt_path = run_dir / "extra" / CHECKPOINT
-    if store.exists(KIND, name, profile) and not force:
+    dataset_path = Path(dataset_path)
+    dataset = open_dataset(dataset_path)
+    fingerprint = _run_hash(cfg, experiment, dataset)
+    if store.exists(KIND, name, profile, fingerprint) and not force:
         return run_dir
     if force:
         ckpt_path.unlink(missing_ok=True)
     t_start = time.perf_counter()
     cnn_cfg = cfg["cnn"]
-    dataset_path = Path(dataset_path)
-    dataset = open_dataset(dataset_path)
     validate_experiment(experiment, dataset)
     targets = list(experiment["targets"])
     table = dataset.table.copy()
@@ -508,8 +510,7 @@ def run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
     torch.manual_seed(experiment_seed(cfg, name, "init"))
     model = build_model({s.name: s.size for s in specs}, targets, cnn_cfg)
     result = train_model(model, data, cnn_cfg, plan, experiment_seed(cfg, name, "shuffle"),
-                         checkpoint_path=ckpt_path, run_hash=_run_hash(cfg, experiment,
-                                                                        dataset_path),
+                         checkpoint_path=ckpt_path, run_hash=fingerprint,
                          progress=progress, desc=name)
     if not result.finished:
         raise CNNExperimentError(f"experiment '{name}' stopped before its last epoch; rerun to "
@@ -555,7 +556,8 @@ def run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
     }
     run_config = {**copy.deepcopy(cfg), "experiment": experiment}
     path = store.save(KIND, name, profile, config=run_config, metrics=metrics,
-                      predictions=predictions, history=result.history, meta=meta)
+                      predictions=predictions, history=result.history, meta=meta,
+                      fingerprint=fingerprint)
     if cnn_cfg.get("keep_model"):
         save_checkpoint(path / "extra" / BEST_MODEL, {"model": result.best_state,
                                                       "input_sizes": meta["inputs"],

@@ -34,7 +34,7 @@ from analysis_lib.dataset import FEATURES, open_dataset
 from analysis_lib.metrics import log_ratio_stats, target_metrics
 from analysis_lib.models import importance as imp
 from analysis_lib.models.experiments import select_experiments
-from analysis_lib.results import ResultsStore, atomic_write_csv, atomic_write_text
+from analysis_lib.results import ResultsStore, atomic_write_csv, atomic_write_text, run_fingerprint
 from analysis_lib.rng import make_rng
 from analysis_lib.splits import gbdt_split
 
@@ -265,7 +265,7 @@ def _versions() -> dict:
 
 
 def save_fit(fit: GBDTFit, cfg: dict, experiment: dict, store: ResultsStore,
-             dataset_path: Path, dataset_source: str) -> Path:
+             dataset_path: Path, dataset_source: str, fingerprint: str | None = None) -> Path:
     """Write the extras first and metrics.json last (via store.save), so a crash leaves no
     run that looks complete."""
     name = fit.metrics["run"]
@@ -283,7 +283,8 @@ def save_fit(fit: GBDTFit, cfg: dict, experiment: dict, store: ResultsStore,
             "wall_s": fit.timings["total_s"], "device": "cpu", "timings": fit.timings,
             "num_threads": fit.params["num_threads"], **_versions()}
     return store.save(KIND, name, cfg["profile"], config=config, metrics=fit.metrics,
-                      predictions=fit.predictions, history=fit.history, meta=meta)
+                      predictions=fit.predictions, history=fit.history, meta=meta,
+                      fingerprint=fingerprint)
 
 
 def load_extras(run_path: str | Path) -> dict:
@@ -305,11 +306,20 @@ def run_gbdt_experiment(cfg: dict, dataset_path: str | Path, experiment: dict | 
     experiment = _resolve(experiment)
     split_by = split_by or experiment.get("split_by") or cfg["split"]["by"]
     name = run_name(experiment, split_by)
-    if not force and store.exists(KIND, name, cfg["profile"]):
-        return store.run_dir(KIND, name, cfg["profile"])
     ds = open_dataset(dataset_path)
+    fingerprint = run_fingerprint_for(cfg, experiment, split_by, ds)
+    if not force and store.exists(KIND, name, cfg["profile"], fingerprint):
+        return store.run_dir(KIND, name, cfg["profile"])
     fit = fit_gbdt(ds.table, cfg, experiment, split_by=split_by, where=str(ds.path))
-    return save_fit(fit, cfg, experiment, store, ds.path, str(ds.attrs.get("source", "")))
+    return save_fit(fit, cfg, experiment, store, ds.path, str(ds.attrs.get("source", "")),
+                    fingerprint=fingerprint)
+
+
+def run_fingerprint_for(cfg: dict, experiment: dict, split_by: str, ds) -> str:
+    """What a stored run must share with this one to be reused (threads do not matter)."""
+    gbdt = {k: v for k, v in cfg["gbdt"].items() if k not in ("num_threads", "experiments")}
+    return run_fingerprint(kind=KIND, gbdt=gbdt, seed=cfg["seed"], split=cfg["split"],
+                           split_by=split_by, experiment=experiment, dataset=ds.identity())
 
 
 def run_gbdt_experiments(cfg: dict, dataset_path: str | Path, selection: str | list[str],

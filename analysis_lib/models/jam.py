@@ -41,9 +41,8 @@ def sample_name(galaxy_id: int, projection: int) -> str:
 
 
 def dataset_identity(ds) -> dict:
-    """What distinguishes one dataset file from another made differently (not its location)."""
-    return {"name": Path(ds.path).name, "bytes": Path(ds.path).stat().st_size,
-            **{k: str(ds.attrs.get(k)) for k in ("profile", "seed", "source", "config")}}
+    """What distinguishes one dataset's content from another's (not its location)."""
+    return ds.identity()
 
 
 def settings_fingerprint(settings: JamSettings, dataset: dict, image_name: str) -> str:
@@ -222,6 +221,15 @@ def jam_rows(table: pd.DataFrame, cfg: dict) -> np.ndarray:
     return test[: int(cfg["jam"]["n_galaxies"])]
 
 
+def store_fingerprint(cfg: dict, ds) -> str:
+    """What a stored JAM run must share with this configuration to be reused."""
+    from analysis_lib.results import run_fingerprint
+
+    settings, image_name = jam_settings(cfg, ds)
+    return run_fingerprint(kind=RUN_KIND, fit=settings_fingerprint(
+        settings, dataset_identity(ds), image_name), rows=jam_rows(ds.table, cfg).tolist())
+
+
 def jam_metrics(frame: pd.DataFrame) -> dict:
     """metrics.json block: the paper's metric per target (all / early / late), plus failures."""
     from analysis_lib.metrics import target_metrics
@@ -229,8 +237,10 @@ def jam_metrics(frame: pd.DataFrame) -> dict:
     ok = frame[frame["status"] == "ok"]
     targets = {}
     for k in JAM_TARGETS:
-        if k in ok and f"true_{k}" in ok:
-            targets[k] = target_metrics(ok[k].to_numpy(float), ok[f"true_{k}"].to_numpy(float),
+        pred = f"pred_{k}" if f"pred_{k}" in ok else k  # store convention, or run_jam's frame
+        if pred in ok and f"true_{k}" in ok:
+            targets[k] = target_metrics(ok[pred].to_numpy(float),
+                                        ok[f"true_{k}"].to_numpy(float),
                                         ok["galaxy_type"].to_numpy(int))
     seconds = ok["seconds"].to_numpy(float) if "seconds" in ok else np.array([])
     return {"targets": targets, "n_samples": int(len(frame)), "n_ok": int(len(ok)),
@@ -269,4 +279,5 @@ def run_jam_for_config(cfg: dict, dataset_path: str | Path, store_root: str | Pa
             "settings": asdict(settings), "workers": workers or cfg["jam"].get("workers", 0),
             "note": "gas is not modelled: JAM's stars + NFW halo absorb it"}
     return store.save(RUN_KIND, RUN_NAME, cfg["profile"], config=cfg,
-                      metrics=jam_metrics(frame), predictions=predictions, meta=meta)
+                      metrics=jam_metrics(frame), predictions=predictions, meta=meta,
+                      fingerprint=store_fingerprint(cfg, ds))
