@@ -25,12 +25,14 @@ BUILD_DIR = REPO_ROOT / "_build"
 # Dependency order: the data first, then the models that read it, then what compares them.
 NOTEBOOK_ORDER = (
     "02_data",
+    "03_methods",
     "04_cnn_mstar",
     "04_cnn_mtot",
     "04_cnn_joint",
     "04_cnn_ml",
     "05_gbdt",
     "06_jam",
+    "06_discussion",
     "07_reproducibility",
 )
 
@@ -106,21 +108,147 @@ def build_book(cfg: dict, notebooks: list[str] | None = None, build: bool = True
     """Execute the notebooks for cfg's profile (with the same overrides), then build the book."""
     names = list(notebooks or NOTEBOOK_ORDER)
     params = {"profile": cfg["profile"], "overrides": list(overrides or [])}
+    build_id = _utc_now()
     for name in tqdm(names, desc=f"notebooks ({cfg['profile']})", unit="notebook"):
+        before = results_snapshot(cfg["profile"])
         t0 = time.perf_counter()
         execute_notebook(name, params)
-        _write_timings(cfg["profile"], {name: time.perf_counter() - t0})
+        seconds = time.perf_counter() - t0
+        written = changed_results(before, results_snapshot(cfg["profile"]))
+        _write_timings(cfg["profile"], name, seconds, written=written, build_id=build_id,
+                       build_size=len(names))
     return build_html() if build else None
 
 
-def _write_timings(profile: str, timings: dict[str, float]) -> None:
-    """Keep how long each notebook took, so the book can report the build's cost."""
+# ------------------------------------------------------------------------------ book timings
+#
+# data/results/<profile>/book_timings.json keeps, per notebook, its latest run and its
+# "from-scratch" run, so a cheap rebuild that reuses stored results does not hide what a fresh
+# build costs:
+#   {"format": 2,
+#    "notebooks": {name: {"latest": RUN, "from_scratch": RUN}},
+#    "latest_build": {"id": UTC of its start, "notebooks": {name: seconds}, "seconds": total,
+#                     "planned": number of notebooks asked for}}
+# with RUN = {"seconds": wall seconds, "utc": when it finished, "written": result files (metrics
+# of runs, dataset files) created or updated during the run, "reused": written == 0}.
+# A run replaces the from-scratch one as _is_from_scratch decides: a run that did work beats one
+# that reused everything, a complete redo replaces it, and otherwise the longer run wins. The
+# entry's "most_written" is the most results any run of the notebook wrote. The old flat
+# {name: seconds} format is read as runs of unknown kind ("reused": None), each both latest and
+# from-scratch until a longer or complete run replaces it.
+
+TIMINGS_FILE = "book_timings.json"
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def timings_path(profile: str, root: Path | None = None) -> Path:
+    from analysis_lib.paths import RESULTS_DIR
+
+    return Path(root if root is not None else RESULTS_DIR) / profile / TIMINGS_FILE
+
+
+def results_snapshot(profile: str, root: Path | None = None,
+                     datasets: Path | None = None) -> dict[str, int]:
+    """Modification times of the profile's stored runs (metrics.json) and the dataset files."""
+    from analysis_lib.paths import DATASETS_DIR, RESULTS_DIR
+
+    root = Path(root if root is not None else RESULTS_DIR) / profile
+    datasets = Path(datasets if datasets is not None else DATASETS_DIR)
+    files = list(root.glob("*/*/metrics.json"))
+    files += [p for p in datasets.glob("*") if p.is_file()] if datasets.is_dir() else []
+    out = {}
+    for path in files:
+        try:
+            out[str(path)] = path.stat().st_mtime_ns
+        except FileNotFoundError:  # removed while we looked
+            continue
+    return out
+
+
+def changed_results(before: dict[str, int], after: dict[str, int]) -> int:
+    """How many result files are new or were rewritten between two snapshots."""
+    return sum(1 for k, v in after.items() if before.get(k) != v)
+
+
+def read_timings(path: Path) -> dict:
+    """book_timings.json in the current format, converting the old flat {name: seconds} one."""
     import json
 
-    from analysis_lib.paths import RESULTS_DIR
+    empty = {"format": 2, "notebooks": {}, "latest_build": None}
+    if not path.exists():
+        return empty
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError):
+        return empty
+    if isinstance(data, dict) and data.get("format") == 2:
+        data.setdefault("notebooks", {})
+        data.setdefault("latest_build", None)
+        return data
+    notebooks = {}
+    for name, seconds in (data or {}).items():
+        if isinstance(seconds, int | float):
+            run = {"seconds": float(seconds), "utc": None, "written": None, "reused": None}
+            notebooks[name] = {"latest": dict(run), "from_scratch": dict(run)}
+    return {"format": 2, "notebooks": notebooks, "latest_build": None}
+
+
+def record_timing(data: dict, name: str, seconds: float, *, written: int | None,
+                  utc: str | None = None, build_id: str | None = None,
+                  build_size: int | None = None) -> dict:
+    """Add one notebook run to the timings (in place, and returned)."""
+    utc = utc or _utc_now()
+    run = {"seconds": round(float(seconds), 1), "utc": utc, "written": written,
+           "reused": None if written is None else written == 0}
+    entry = data["notebooks"].setdefault(name, {})
+    entry["latest"] = run
+    if _is_from_scratch(run, entry.get("from_scratch"), entry.get("most_written")):
+        entry["from_scratch"] = dict(run)
+    if written is not None:
+        entry["most_written"] = max(written, entry.get("most_written") or 0)
+    if build_id is not None:
+        build = data.get("latest_build") or {}
+        if build.get("id") != build_id:
+            build = {"id": build_id, "notebooks": {}, "planned": build_size}
+        build["notebooks"][name] = run["seconds"]
+        build["seconds"] = round(sum(build["notebooks"].values()), 1)
+        build["utc"] = utc
+        data["latest_build"] = build
+    return data
+
+
+def _is_from_scratch(run: dict, best: dict | None, most_written: int | None) -> bool:
+    """Whether a notebook run should replace the recorded from-scratch run.
+
+    Where both runs say whether they wrote results, a run that reused everything never replaces
+    one that did work, one that did work replaces one that reused everything, and one that redid
+    at least as much as any run of the notebook ever did (a complete redo, e.g. on another
+    machine) replaces it whatever its duration. Otherwise the longer run counts as the fuller one.
+    """
+    if best is None:
+        return True
+    new_w, old_w = run.get("written"), best.get("written")
+    if new_w is not None and old_w is not None:
+        if new_w == 0 and old_w > 0:
+            return False
+        if new_w > 0 and (old_w == 0 or new_w >= (most_written or 0)):
+            return True
+    return run["seconds"] > best["seconds"]
+
+
+def _write_timings(profile: str, name: str, seconds: float, *, written: int | None = None,
+                   build_id: str | None = None, build_size: int | None = None,
+                   root: Path | None = None) -> dict:
+    """Record one notebook's wall time (atomically), so the book can report the build's cost."""
+    import json
+
     from analysis_lib.results import atomic_write_text
 
-    path = RESULTS_DIR / profile / "book_timings.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
-    old.update({k: round(v, 1) for k, v in timings.items()})
-    atomic_write_text(path, json.dumps(old, indent=1))
+    path = timings_path(profile, root)
+    data = record_timing(read_timings(path), name, seconds, written=written, build_id=build_id,
+                         build_size=build_size)
+    atomic_write_text(path, json.dumps(data, indent=1))
+    return data

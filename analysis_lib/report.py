@@ -101,18 +101,44 @@ def environment_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def book_timings(profile: str) -> pd.DataFrame:
-    """Wall time of each notebook in the last book build of a profile."""
-    import json
+def book_timings(profile: str, root: str | Path | None = None) -> pd.DataFrame:
+    """Wall time of each notebook: its latest run and its from-scratch (full-work) run.
 
-    from analysis_lib.paths import RESULTS_DIR
+    A rebuild that reuses stored results is cheap; the from-scratch column keeps what a fresh
+    build cost (see analysis_lib.book.record_timing for how a run is judged). The last row holds
+    the total of the latest book build and the sum of the from-scratch runs.
+    """
+    from analysis_lib.book import NOTEBOOK_ORDER, read_timings, timings_path
 
-    path = RESULTS_DIR / profile / "book_timings.json"
-    if not path.exists():
-        return pd.DataFrame(columns=["notebook", "seconds"])
-    data = json.loads(path.read_text())
-    frame = pd.DataFrame({"notebook": list(data), "seconds": list(data.values())})
-    total = pd.DataFrame({"notebook": ["total (so far)"], "seconds": [frame.seconds.sum()]})
+    cols = ["notebook", "latest [s]", "latest run (UTC)", "latest reused stored results",
+            "from scratch [s]", "from-scratch run (UTC)", "from-scratch run reused stored results"]
+    data = read_timings(timings_path(profile, Path(root) if root is not None else None))
+    notebooks = data["notebooks"]
+    if not notebooks:
+        return pd.DataFrame(columns=cols)
+    order = [n for n in NOTEBOOK_ORDER if n in notebooks]
+    order += [n for n in notebooks if n not in order]
+    rows = []
+    for name in order:
+        entry = notebooks[name]
+        latest, full = entry.get("latest") or {}, entry.get("from_scratch") or {}
+        rows.append({"notebook": name, "latest [s]": latest.get("seconds"),
+                     "latest run (UTC)": latest.get("utc"),
+                     "latest reused stored results": latest.get("reused"),
+                     "from scratch [s]": full.get("seconds"),
+                     "from-scratch run (UTC)": full.get("utc"),
+                     "from-scratch run reused stored results": full.get("reused")})
+    frame = pd.DataFrame(rows, columns=cols)
+    build = data.get("latest_build")
+    if build:
+        done, planned = len(build.get("notebooks", {})), build.get("planned")
+        of = f"{done} of {planned} notebooks" if planned else f"{done} notebooks"
+        label = f"total (latest build, started {build.get('id')}: {of})"
+        latest_total = build.get("seconds")
+    else:  # old-format file: no build record, the sum of the latest runs
+        label, latest_total = "total (latest runs)", frame["latest [s]"].sum()
+    total = pd.DataFrame([{"notebook": label, "latest [s]": latest_total,
+                           "from scratch [s]": frame["from scratch [s]"].sum()}], columns=cols)
     return pd.concat([frame, total], ignore_index=True)
 
 

@@ -1,0 +1,109 @@
+"""Book timings keep the from-scratch cost of each notebook when a cheap rebuild reuses results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from analysis_lib import book, paths, report
+
+PROFILE = "test"
+
+
+def _entry(root, name):
+    return book.read_timings(book.timings_path(PROFILE, root))["notebooks"][name]
+
+
+def test_old_flat_format_is_read(tmp_path):
+    path = book.timings_path(PROFILE, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"02_data": 15.2, "04_cnn_mstar": 481.0}))
+    table = report.book_timings(PROFILE, root=tmp_path)
+    assert list(table.notebook[:2]) == ["02_data", "04_cnn_mstar"]
+    assert list(table["latest [s]"][:2]) == [15.2, 481.0]
+    assert list(table["from scratch [s]"][:2]) == [15.2, 481.0]
+    assert table["latest reused stored results"][:2].isna().all()  # unknown in the old format
+    total = table.iloc[-1]
+    assert total.notebook.startswith("total")
+    assert total["latest [s]"] == pytest.approx(496.2)
+    assert total["from scratch [s]"] == pytest.approx(496.2)
+    # a cheap rerun after an old-format file does not hide the old (longer) time
+    book._write_timings(PROFILE, "04_cnn_mstar", 40.0, written=0, root=tmp_path)
+    e = _entry(tmp_path, "04_cnn_mstar")
+    assert e["latest"]["seconds"] == 40.0 and e["latest"]["reused"] is True
+    assert e["from_scratch"]["seconds"] == 481.0
+
+
+def test_cheap_rerun_keeps_from_scratch_time(tmp_path):
+    book._write_timings(PROFILE, "04_cnn_mstar", 481.04, written=3, build_id="b1",
+                        build_size=8, root=tmp_path)
+    book._write_timings(PROFILE, "04_cnn_mstar", 40.0, written=0, build_id="b2", build_size=8,
+                        root=tmp_path)
+    e = _entry(tmp_path, "04_cnn_mstar")
+    assert e["latest"] == {**e["latest"], "seconds": 40.0, "reused": True, "written": 0}
+    assert e["from_scratch"]["seconds"] == 481.0 and e["from_scratch"]["reused"] is False
+    assert e["latest"]["utc"].endswith("Z")
+    table = report.book_timings(PROFILE, root=tmp_path)
+    row = table.set_index("notebook").loc["04_cnn_mstar"]
+    assert row["latest [s]"] == 40.0 and row["from scratch [s]"] == 481.0
+    assert bool(row["latest reused stored results"]) is True
+    total = table.iloc[-1]
+    assert "latest build, started b2: 1 of 8 notebooks" in total.notebook
+    assert total["latest [s]"] == 40.0 and total["from scratch [s]"] == 481.0
+    assert not list(tmp_path.rglob("*.tmp"))  # written atomically
+
+
+def test_longer_or_complete_run_replaces_from_scratch(tmp_path):
+    book._write_timings(PROFILE, "05_gbdt", 100.0, written=2, root=tmp_path)  # interrupted
+    book._write_timings(PROFILE, "05_gbdt", 150.0, written=4, root=tmp_path)  # longer, more work
+    assert _entry(tmp_path, "05_gbdt")["from_scratch"]["seconds"] == 150.0
+    book._write_timings(PROFILE, "05_gbdt", 90.0, written=2, root=tmp_path)  # a partial redo
+    assert _entry(tmp_path, "05_gbdt")["from_scratch"]["seconds"] == 150.0
+    book._write_timings(PROFILE, "05_gbdt", 170.0, written=0, root=tmp_path)  # slow, reused all
+    assert _entry(tmp_path, "05_gbdt")["from_scratch"]["seconds"] == 150.0
+    book._write_timings(PROFILE, "05_gbdt", 60.0, written=4, root=tmp_path)  # complete, faster
+    assert _entry(tmp_path, "05_gbdt")["from_scratch"]["seconds"] == 60.0
+    # notebooks that never write results (or old records): the longest run counts
+    book._write_timings(PROFILE, "07_reproducibility", 3.0, written=0, root=tmp_path)
+    book._write_timings(PROFILE, "07_reproducibility", 5.0, written=0, root=tmp_path)
+    book._write_timings(PROFILE, "07_reproducibility", 4.0, written=0, root=tmp_path)
+    e = _entry(tmp_path, "07_reproducibility")
+    assert e["from_scratch"]["seconds"] == 5.0 and e["latest"]["seconds"] == 4.0
+
+
+def test_build_book_records_reuse_from_the_store(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(paths, "DATASETS_DIR", tmp_path / "datasets")
+    clock = iter([0.0, 300.0, 300.0, 310.0, 400.0, 410.0, 410.0, 411.0])
+    monkeypatch.setattr(book.time, "perf_counter", lambda: next(clock))
+
+    def fake_execute(name, params):
+        if name == "05_gbdt":  # trains once, then finds its run in the store
+            run = tmp_path / "results" / PROFILE / "gbdt" / "mstar_default" / "metrics.json"
+            if not run.exists():
+                run.parent.mkdir(parents=True)
+                run.write_text("{}")
+
+    monkeypatch.setattr(book, "execute_notebook", fake_execute)
+    cfg = {"profile": PROFILE}
+    book.build_book(cfg, notebooks=["05_gbdt", "07_reproducibility"], build=False)
+    book.build_book(cfg, notebooks=["05_gbdt", "07_reproducibility"], build=False)
+    table = report.book_timings(PROFILE).set_index("notebook")
+    gbdt = table.loc["05_gbdt"]
+    assert gbdt["latest [s]"] == 10.0 and bool(gbdt["latest reused stored results"])
+    assert gbdt["from scratch [s]"] == 300.0
+    assert not bool(gbdt["from-scratch run reused stored results"])
+    assert table.iloc[-1]["latest [s]"] == 11.0
+    assert table.iloc[-1]["from scratch [s]"] == 310.0
+    assert "2 of 2 notebooks" in table.index[-1]
+
+
+def test_snapshot_counts_new_and_rewritten_results(tmp_path):
+    before = book.results_snapshot(PROFILE, root=tmp_path, datasets=tmp_path / "none")
+    run = tmp_path / PROFILE / "cnn" / "x" / "metrics.json"
+    run.parent.mkdir(parents=True)
+    run.write_text("{}")
+    after = book.results_snapshot(PROFILE, root=tmp_path, datasets=tmp_path / "none")
+    assert book.changed_results(before, after) == 1
+    assert book.changed_results(after, after) == 0
