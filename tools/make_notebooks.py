@@ -92,11 +92,25 @@ central dark-matter fraction). The offsets and scatters are reported as measured
 to the paper's results.
 """),
     ("code", '''is_mock = cfg["data"]["source"] == "mock"
-validation = sections.mock_validation(cfg, max_galaxies=validation_galaxies) if is_mock else None
+validation = (sections.mock_validation(cfg, max_galaxies=validation_galaxies, table=ds.table)
+              if is_mock else None)
 validation.relations if validation else "not a mock dataset"'''),
     ("code", '''if validation:
-    for fig in validation.figures.values():
-        display(fig)'''),
+    for name, fig in validation.figures.items():
+        if name != "dust_inclination":
+            display(fig)'''),
+    ("md", """
+### Dust against the inclination of discs
+
+The images are attenuated by the gas in front of each star (column x metallicity, the resolved
+recipe of Nelson et al. 2018 with its scattering term; see the methods chapter). Any source of
+particles goes through this code, so it is checked on the dataset's own lines of sight: a disc seen
+edge-on should be fainter and redder than the same kind of disc seen face-on, by about 0.5 mag in r
+and 0.1 mag in g - r (Masters et al. 2010, SDSS spirals).
+"""),
+    ("code", '''if validation and validation.dust is not None:
+    display(validation.dust)
+    display(validation.figures["dust_inclination"])'''),
     ("md", """
 ### The degeneracies the models must break
 
@@ -104,6 +118,93 @@ At fixed r-band luminosity (narrow bins), how much do M*/L, the central dark-mat
 central total mass still scatter? If they did not, luminosity alone would predict every target.
 """),
     ("code", "validation.degeneracies if validation else None"),
+]
+
+notebooks["03_methods"] = [
+    ("md", """
+# 3 Methods
+
+From particles to the book: each box names the stage and the module of `analysis_lib` that does
+it. The same code path serves the mock universe and IllustrisTNG cutouts.
+"""),
+    ("params", COMMON_PARAMS + '# The CNN experiment whose network is drawn (its inputs and targets).\narchitecture_experiment = "s41_rmaps_mstar"\n'),
+    ("hide", SETUP + "from analysis_lib import diagrams\n"),
+    ("code", "diagrams.workflow_figure(cfg);"),
+    ("md", """
+## Mock observations
+
+The same code (`analysis_lib/observe/`) turns any galaxy's particles into the paper's inputs and
+truths; the choices a dynamicist has to make are stated here and in the module docstrings.
+
+* **Field and images.** ±3 R½ around the centre, R½ the 3D half-stellar-mass radius. Star
+  particles are smoothed with the projected cubic-spline kernel whose support encloses the 32
+  nearest star particles (our numba renderer, checked against pynbody to better than 1 % per
+  image; the appendix has the benchmark), rendered at the profile's largest size and re-binned,
+  flux conserving, to the smaller ones. Pixels hold L☉ in r and g.
+* **Dust** (one code path for every source; no gas, no dust). Each star is seen through the gas in
+  front of it: the hydrogen column, each gas particle smoothed over its 32-neighbour support and
+  weighted by its metallicity as (Z/Z☉)^1.6, gives τ_V = N_H (Z/Z☉)^1.6 / 2.1×10²¹ cm⁻² (the
+  resolved-dust model of Nelson et al. 2018); the Cardelli et al. (1989) curve gives A_g/A_V = 1.22
+  and A_r/A_V = 0.88, and light scattered back into the sightline lowers the effective depth by
+  h√(1−ω) + (1−h)(1−ω) ≈ 0.44 (Calzetti et al. 1994 form, albedo ω and anisotropy of the
+  Weingartner & Draine 2001 Milky-Way grains, h = 1 − g). The data chapter checks the result
+  against the inclination dependence of SDSS discs.
+* **Kinematic maps.** 48 × 48 pixels over the same field, nearest-grid-point deposit of the star
+  particles, r-luminosity-weighted mean and dispersion of the line-of-sight velocity; pixels with
+  fewer than two particles are masked (and set to 0 for the network).
+* **Truths.** Masses of stars, gas, dark matter and their sum inside 3D spheres of R½ and 2 R½;
+  M*/L_r inside the projected R½ with the dust-attenuated light; f_DM and f* from the R½ sphere.
+* **Table-1 features.** As the paper's Table 1, each computed from the particles: M_r and g − r in
+  projected 2 R½, SFR over the last Gyr, a Sérsic fit to the light profile, the inertia-tensor axis
+  ratio, σ_e, λ_R, and the kinematic B/T, f_cold and f_hot from orbital circularities in the
+  galaxy's potential.
+"""),
+    ("md", """## Multi-branch ResNet-18
+
+Each input — the r-band image, the g-band image (or the g−r colour), the mean-velocity map and
+the velocity-dispersion map — goes through its own ResNet-18 backbone (`torchvision.models.resnet18`
+without pretrained weights: one convolution and eight residual blocks, the first convolution
+adapted to a single input channel). The pooled features of all branches are concatenated and a
+fully connected head maps them to one output per target. Images are 300×300 pixels over
+±3 R½ (0.02 R½ per pixel) at the `paper` profile, re-binned to 150×150 and 60×60 for the
+resolution tests; the kinematic maps are 48×48 over the same field (8 pixels per R½).
+
+Training follows the paper: the loss is the mean squared error of the log targets (standardised
+with training-set statistics); Adam with an initial learning rate of 10⁻⁴ and a cosine schedule
+over the run; batches of 40; 200 epochs at the `paper` profile, the sample order shuffled every
+epoch; the epoch with the lowest validation loss is kept and evaluated once on the test set. Pixel
+values are scaled linearly to [0, 1] with the minimum and maximum of the *training split over the
+whole dataset*, not per image, so that the absolute flux — which the paper's r-image model
+evidently uses — survives.
+
+The metric is the paper's: the mean (bias) and the standard deviation (scatter) of
+log₁₀(predicted/true), in dex, for the whole test set and for early and late types separately.
+
+The network below is the one this profile trains for the named experiment, drawn from the model
+that `build_model` returns (sizes from a forward pass, parameters counted), not copied from the
+paper's Fig. 3.
+"""),
+    ("code", "diagrams.experiment_architecture(cfg, ds, architecture_experiment);"),
+    ("md", """## LightGBM
+
+Gradient-boosted trees (LightGBM) with the paper's set-up — regression objective, 5 leaves per
+tree, 500 boosting rounds, at least 20 samples per leaf, no depth limit, MAE and MSE tracked on
+both sets every round — are trained on the Table-1 summary statistics: the r-band absolute
+magnitude, g−r colour, star-formation rate over the last Gyr, Sérsic index, axis ratio, the
+luminosity-weighted dispersion σₑ, the spin parameter λ_R, the kinetic bulge-to-total ratio and the
+cold and hot orbit fractions. Galaxies with a Sérsic index above 100 or a kinetic B/T above 1 are
+excluded, as in the paper, and counted. Feature importance is the paper's *gain*; because gain is
+biased towards correlated and high-cardinality features, the book cross-checks it with permutation
+importance on the test set and with SHAP values.
+
+## Splits
+
+The paper split its 28 110 samples (9 370 galaxies × 3 projections) at random into 16 000 / 4 000 /
+8 110 for the CNN and 18 833 / 9 277 for LightGBM. A random split of *projections* puts the other
+two projections of most test galaxies into the training set. Here the default split is *by
+galaxy*, with the paper's proportions and a fixed seed; the paper's projection-level split is kept
+as an option, and chapter 5 measures the difference.
+"""),
 ]
 
 notebooks["04_cnn_mstar"] = [
@@ -242,6 +343,24 @@ data recovered total masses with 11-16 % scatter and stellar masses with about 3
 six composite mass models fitted to MaNGA galaxies differ in stellar mass by 0.19 dex on average (Zhu
 et al. 2023). The table above is the first comparison on the *same* galaxies as the CNN.
 """),
+]
+
+notebooks["06_discussion"] = [
+    ("md", """
+# 6 Discussion and conclusions
+
+Everything below is computed from the results store when the book is built: the sentences are
+chosen by the numbers (a difference of scatter counts only when its bootstrap interval over
+galaxies excludes zero), and each names the data it rests on. Numbers from the mock universe test
+whether the *method* breaks the degeneracies the mock contains; they are not a measurement of what
+TNG100 or the real Universe would give.
+"""),
+    ("params", 'profile = "quick"\noverrides = []\n'),
+    ("code", '''from IPython.display import Markdown
+from analysis_lib import discussion
+Markdown(discussion.markdown(profile))'''),
+    ("md", "## This study beside the paper\n\nScatter and bias (dex) of every headline run on its test set, with the paper's TNG100 number where it gives one."),
+    ("code", "discussion.headline_table(profile)"),
 ]
 
 notebooks["07_reproducibility"] = [
