@@ -1,5 +1,7 @@
-"""Local simulation reader (illustris_python) on a fake one-chunk simulation directory."""
+"""Local simulation reader (illustris_python) on fake simulation directories (one or several
+chunks)."""
 
+import h5py
 import numpy as np
 import pytest
 
@@ -77,3 +79,23 @@ def test_build_and_errors(sim, tmp_path):
         TngLocalSource(str(tmp_path), subhalo_ids=[0], snap=99)
     with pytest.raises(ValueError, match="subhalo_ids or a cfg"):
         TngLocalSource(base, snap=99)
+
+
+def test_multi_file_simulation_reads_the_same_galaxies(sim, tmp_path):
+    """TNG snapshots come in hundreds of chunks and a subhalo can straddle two of them: the
+    reader (illustris_python under our source) must give the same particles as one chunk."""
+    _, truths, _ = sim
+    base = write_fake_simulation(tmp_path, truths, flags=[1, 1, 0, 1], chunks=3)
+    with h5py.File(tmp_path / "postprocessing" / "offsets" / "offsets_099.hdf5", "r") as f:
+        starts, first = f["FileOffsets/SnapByType"][1:, 4], f["Subhalo/SnapByType"][:, 4]
+    lengths = np.array([len(t["stars"]["mass"]) for t in truths])
+    straddles = [(a < starts) & (starts < a + n) for a, n in zip(first, lengths, strict=True)]
+    assert np.any(straddles)  # some subhalo's stars lie in two files
+    assert TngLocalSource(base, cfg=CFG, snap=99).galaxy_ids() == [0, 3]
+    one = TngLocalSource(sim[0], subhalo_ids=[0, 1, 3], snap=99)
+    many = TngLocalSource(base, subhalo_ids=[0, 1, 3], snap=99)
+    for sid in (0, 1, 3):
+        a, b = one.load(sid), many.load(sid)
+        for x, y in ((a.stars.pos, b.stars.pos), (a.stars.mass, b.stars.mass),
+                     (a.gas.pos, b.gas.pos), (a.dm.pos, b.dm.pos)):
+            np.testing.assert_array_equal(x, y)

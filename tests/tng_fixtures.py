@@ -184,12 +184,16 @@ def write_cutout(path: str | Path, truth: dict, drop: tuple[str, ...] = (),
     return path
 
 
-def write_fake_simulation(root: str | Path, truths: list[dict], flags=None) -> str:
-    """A one-chunk simulation (snapshot, group catalogue, offsets) holding one subhalo per truth.
+def write_fake_simulation(root: str | Path, truths: list[dict], flags=None,
+                          chunks: int = 1) -> str:
+    """A simulation (snapshot, group catalogue, offsets) holding one subhalo per truth.
 
-    Layout as illustris_python expects: <root>/output/groups_099/fof_subhalo_tab_099.0.hdf5,
-    <root>/output/snapdir_099/snap_099.0.hdf5, <root>/postprocessing/offsets/offsets_099.hdf5.
-    Returns the base path (<root>/output). All truths must share a, h and the box.
+    Layout as illustris_python expects: <root>/output/groups_099/fof_subhalo_tab_099.N.hdf5,
+    <root>/output/snapdir_099/snap_099.N.hdf5 for N < chunks, and
+    <root>/postprocessing/offsets/offsets_099.hdf5. With chunks > 1 the particles of each type
+    are cut into files at places that do not respect subhalo boundaries (as in TNG, a subhalo can
+    straddle two files) and the subhalos are spread over the group-catalogue files. Returns the
+    base path (<root>/output). All truths must share a, h and the box.
     """
     root = Path(root)
     base = root / "output"
@@ -211,29 +215,47 @@ def write_fake_simulation(root: str | Path, truths: list[dict], flags=None) -> s
     totals = len_type.sum(axis=0)
     snap = {grp: {name: np.concatenate([a[grp][name] for a in per_sub])
                   for name in per_sub[0][grp]} for grp in types}
-    with h5py.File(base / "snapdir_099" / "snap_099.0.hdf5", "w") as fh:
-        hdr = fh.create_group("Header")
-        for key, val in header_attrs(truths[0], totals).items():
-            hdr.attrs[key] = val
-        _write_groups(fh, snap)
+    # particle index where each file starts, per type (equal cuts of each type's array)
+    file_start = np.zeros((chunks, 6), np.int64)
+    for k in range(6):
+        file_start[:, k] = [int(c) for c in np.linspace(0, totals[k], chunks + 1)[:-1]]
+    for c in range(chunks):
+        stop = file_start[c + 1] if c + 1 < chunks else totals
+        counts = stop - file_start[c]
+        part = {grp: {name: arr[file_start[c, int(grp[-1])]:stop[int(grp[-1])]]
+                      for name, arr in fields.items()}
+                for grp, fields in snap.items() if counts[int(grp[-1])] > 0}
+        with h5py.File(base / "snapdir_099" / f"snap_099.{c}.hdf5", "w") as fh:
+            hdr = fh.create_group("Header")
+            for key, val in header_attrs(truths[0], counts).items():
+                hdr.attrs[key] = val
+            hdr.attrs["NumPart_Total"] = np.asarray(totals, np.uint64)
+            hdr.attrs["NumFilesPerSnapshot"] = chunks
+            _write_groups(fh, part)
     n = len(truths)
-    with h5py.File(base / "groups_099" / "fof_subhalo_tab_099.0.hdf5", "w") as fh:
-        hdr = fh.create_group("Header")
-        hdr.attrs.update({"Ngroups_Total": n, "Nsubgroups_Total": n, "Ngroups_ThisFile": n,
-                          "Nsubgroups_ThisFile": n, "NumFiles": 1, "Time": A, "HubbleParam": H,
-                          "BoxSize": BOX})
-        sub = fh.create_group("Subhalo")
-        sub["SubhaloLenType"] = len_type
-        sub["SubhaloMassType"] = mass_type
-        sub["SubhaloMass"] = mass_type.sum(axis=1)
-        sub["SubhaloFlag"] = np.asarray(flags if flags is not None else [1] * n, np.int32)
-        sub["SubhaloPos"] = np.array([t["centre"] for t in truths])
-        sub["SubhaloVel"] = np.array([t["v_sys"] for t in truths])
-        grp = fh.create_group("Group")
-        grp["GroupFirstSub"] = np.arange(n, dtype=np.int32)
+    sub_fields = {
+        "SubhaloLenType": len_type, "SubhaloMassType": mass_type,
+        "SubhaloMass": mass_type.sum(axis=1),
+        "SubhaloFlag": np.asarray(flags if flags is not None else [1] * n, np.int32),
+        "SubhaloPos": np.array([t["centre"] for t in truths]),
+        "SubhaloVel": np.array([t["v_sys"] for t in truths])}
+    sub_start = np.array([int(c) for c in np.linspace(0, n, chunks + 1)[:-1]], np.int64)
+    for c in range(chunks):
+        lo, hi = sub_start[c], (sub_start[c + 1] if c + 1 < chunks else n)
+        with h5py.File(base / "groups_099" / f"fof_subhalo_tab_099.{c}.hdf5", "w") as fh:
+            hdr = fh.create_group("Header")
+            hdr.attrs.update({"Ngroups_Total": n, "Nsubgroups_Total": n,
+                              "Ngroups_ThisFile": hi - lo, "Nsubgroups_ThisFile": hi - lo,
+                              "NumFiles": chunks, "Time": A, "HubbleParam": H, "BoxSize": BOX})
+            if hi > lo:
+                sub = fh.create_group("Subhalo")
+                for name, arr in sub_fields.items():
+                    sub[name] = arr[lo:hi]
+                grp = fh.create_group("Group")
+                grp["GroupFirstSub"] = np.arange(lo, hi, dtype=np.int32)
     with h5py.File(root / "postprocessing" / "offsets" / "offsets_099.hdf5", "w") as fh:
-        fh["FileOffsets/Subhalo"] = np.array([0], np.int64)
-        fh["FileOffsets/Group"] = np.array([0], np.int64)
-        fh["FileOffsets/SnapByType"] = np.zeros((1, 6), np.int64)
+        fh["FileOffsets/Subhalo"] = sub_start
+        fh["FileOffsets/Group"] = sub_start
+        fh["FileOffsets/SnapByType"] = file_start
         fh["Subhalo/SnapByType"] = offsets
     return str(base)
