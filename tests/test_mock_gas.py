@@ -26,12 +26,13 @@ def population():
 def test_hi_disc_reaches_one_msun_per_pc2_at_the_hi_radius(population):
     """Sigma_HI(R_HI) of the exponential disc is ~1 Msun/pc^2 (hydrogen), as Wang+2016 define
     R_HI; the mass-size relation fixes it to within the relation's implied mean density."""
-    m_h = population["m_hi"] / HE_FACTOR
+    with_hi = population[population["m_hi"] > 0]
+    m_h = with_hi["m_hi"] / HE_FACTOR
     r_hi = rel.wang16_hi_radius_kpc(m_h)
-    rs = population["hi_rd_kpc"]
+    rs = with_hi["hi_rd_kpc"]
     sigma_at_r_hi = m_h / (2 * np.pi * rs**2) * np.exp(-r_hi / rs) / 1e6  # Msun/pc^2
     assert np.all((sigma_at_r_hi > 0.7) & (sigma_at_r_hi < 1.5))
-    central = population["m_hi"] / (2 * np.pi * rs**2) / 1e6
+    central = with_hi["m_hi"] / (2 * np.pi * rs**2) / 1e6
     assert np.all((central > 3) & (central < 15))  # near the observed HI saturation
 
 
@@ -86,3 +87,15 @@ def test_gas_metallicity_follows_the_curti20_relation(population):
     med, below, above = rel.gallazzi05_logz_split(population["m_star"])
     assert np.all(below > above)  # the metal-poor tail is the longer one
     assert population["log_z_zsun"].max() < 0.6
+
+
+def test_early_types_follow_atlas3d_gas_detection_rates():
+    pop = MockSource(load_config("smoke", {"data.n_galaxies": 400})).population
+    early, late = pop[pop["early"]], pop[~pop["early"]]
+    assert len(early) > 100
+    assert (late["m_h2"] > 0).all() and (late["m_hi"] > 0).all()
+    assert (early["m_h2"] > 0).mean() == pytest.approx(rel.ATLAS3D_H2_DETECTED, abs=0.08)
+    assert (early["m_hi"] > 0).mean() == pytest.approx(rel.ATLAS3D_HI_DETECTED, abs=0.08)
+    detected = early[early["m_h2"] > 0]
+    log_f = np.log10(detected["m_h2"] / HE_FACTOR / detected["m_star"])
+    assert log_f.median() == pytest.approx(rel.ATLAS3D_H2_LOG_FRACTION[0], abs=0.25)

@@ -16,9 +16,11 @@ Recipe (defaults; knobs in cfg['mock']):
    xGASS with scale length R_HI / 2, R_HI from the Wang+2016 HI size-mass relation (this
    makes Sigma_HI(R_HI) = 2 M_HI / (pi R_HI^2) e^-2 ~ 1 Msun/pc^2 and a central HI density of
    ~7 Msun/pc^2, near the observed saturation); H2 from xCOLD GASS with the stellar disc's
-   scale length (molecular gas follows the stars, Leroy+2008). Quenched galaxies have 1 dex
-   less of both. Metallicities: stars from Gallazzi+2005 (median and its skewed 16-84 %
-   range, a split normal); gas from the Curti+2020 gas-phase mass-metallicity relation with
+   scale length (molecular gas follows the stars, Leroy+2008). Early (quenched) types follow
+   ATLAS3D instead: 22 % hold molecular gas (Young+2011) and 34 % HI (Serra+2012), with
+   log M_H2/M* ~ N(-2.5, 0.5) and log M_HI/M* ~ N(-2.0, 0.6) when they do; the rest have none.
+   Metallicities: stars from Gallazzi+2005 (median and its skewed 16-84 % range, a split
+   normal); gas from the Curti+2020 gas-phase mass-metallicity relation with
    0.08 dex scatter, both at R_e, with a -0.1 dex per R_e gradient. Slow rotators (early
    types, probability 0.05 + 0.9 / (1 + exp(-(log M* - 11.4) / 0.15)), ATLAS3D-like, our
    choice) are pure non-rotating spheroids; other spheroids rotate (a random fraction
@@ -113,6 +115,20 @@ def stellar_mass_within(r_kpc: float, m_star: np.ndarray, bt: np.ndarray, bulge_
     return mb + md
 
 
+def _cold_gas(rng: np.random.Generator, m_star: np.ndarray, early: np.ndarray,
+              log_fhi_sf: np.ndarray, log_fh2_sf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HI and H2 hydrogen masses (Msun): star-forming relations for late types; for early types
+    the ATLAS3D detection rates and the fractions of the detected ones, zero otherwise."""
+    n = len(m_star)
+    det_hi = rng.uniform(size=n) < rel.ATLAS3D_HI_DETECTED
+    det_h2 = rng.uniform(size=n) < rel.ATLAS3D_H2_DETECTED
+    log_fhi_q = rel.ATLAS3D_HI_LOG_FRACTION[0] + rng.normal(0, rel.ATLAS3D_HI_LOG_FRACTION[1], n)
+    log_fh2_q = rel.ATLAS3D_H2_LOG_FRACTION[0] + rng.normal(0, rel.ATLAS3D_H2_LOG_FRACTION[1], n)
+    m_hi = np.where(early, np.where(det_hi, 10**log_fhi_q, 0.0), 10**log_fhi_sf) * m_star
+    m_h2 = np.where(early, np.where(det_h2, 10**log_fh2_q, 0.0), 10**log_fh2_sf) * m_star
+    return m_hi, m_h2
+
+
 def _draw_batch(rng: np.random.Generator, n: int, mcfg: dict, dcfg: dict,
                 hmf_sampler) -> pd.DataFrame:
     log_mh = hmf_sampler(rng.uniform(size=n))
@@ -138,9 +154,6 @@ def _draw_batch(rng: np.random.Generator, n: int, mcfg: dict, dcfg: dict,
     z0 = rng.uniform(0.1, 0.2, n) * disc_rd
     log_fhi = rel.xgass_log_hi_fraction(m_star) + rng.normal(0, 0.3, n)
     log_fh2 = rel.xcoldgass_log_h2_fraction(m_star) + rng.normal(0, 0.3, n)
-    quenched_factor = np.where(early, 0.1, 1.0)
-    m_hi_h = 10**log_fhi * m_star * quenched_factor  # hydrogen only
-    m_h2_h = 10**log_fh2 * m_star * quenched_factor
     c_med = concentration_median(m200, mcfg["concentration_model"])
     conc = c_med * 10 ** rng.normal(0, mcfg["concentration_scatter_dex"], n)
     z_med, z_below, z_above = rel.gallazzi05_logz_split(m_star)
@@ -149,12 +162,14 @@ def _draw_batch(rng: np.random.Generator, n: int, mcfg: dict, dcfg: dict,
     axis = rng.normal(size=(n, 3))
     axis /= np.linalg.norm(axis, axis=1, keepdims=True)
     log_zgas = rel.curti20_gas_log_z(m_star) + rng.normal(0, GAS_MZR_SCATTER_DEX, n)
+    m_hi_h, m_h2_h = _cold_gas(rng, m_star, early, log_fhi, log_fh2)
     return pd.DataFrame({
         "m200c": m200, "log_m200c": log_mh, "r200c_kpc": r200c_kpc(m200), "concentration": conc,
         "m_star": m_star, "log_mstar": log_ms, "early": early, "slow_rotator": slow,
         "bt": bt, "re_kpc": re, "bulge_a_kpc": bulge_a, "disc_rd_kpc": disc_rd,
         "disc_z0_kpc": z0, "m_gas": HE_FACTOR * (m_hi_h + m_h2_h),
-        "m_hi": HE_FACTOR * m_hi_h, "hi_rd_kpc": 0.5 * rel.wang16_hi_radius_kpc(m_hi_h),
+        "m_hi": HE_FACTOR * m_hi_h,
+        "hi_rd_kpc": 0.5 * rel.wang16_hi_radius_kpc(np.maximum(m_hi_h, 1.0)),
         "m_h2": HE_FACTOR * m_h2_h, "h2_rd_kpc": disc_rd,
         "log_z_zsun": log_z, "log_zgas_zsun": log_zgas,
         "rotation_flip": np.where(slow, 0.0, rng.uniform(0.3, 0.8, n)),

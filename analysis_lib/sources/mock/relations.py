@@ -134,6 +134,15 @@ def wang16_hi_radius_kpc(m_hi: np.ndarray) -> np.ndarray:
     return 0.5 * 10 ** (0.506 * np.log10(np.asarray(m_hi, dtype=float)) - 3.293)
 
 
+# Cold gas of early types (ATLAS3D), which is bimodal rather than a scaled-down version of the
+# star-forming relations: most have none we could resolve, a minority hold a small disc.
+ATLAS3D_H2_DETECTED = 0.22  # Young et al. (2011, MNRAS 414, 940): CO detection rate
+ATLAS3D_H2_LOG_FRACTION = (-2.5, 0.5)  # detected: log M_H2/M*, mean and scatter (approximate
+#                                        reading of their M_H2 range 10^7.1-10^9.3 at M* 1e10-11.5)
+ATLAS3D_HI_DETECTED = 0.34  # Serra et al. (2012, MNRAS 422, 1835): HI detection rate
+ATLAS3D_HI_LOG_FRACTION = (-2.0, 0.6)  # detected: log M_HI/M* (approximate reading, 1e7-5e9)
+
+
 def reyes11_log_v80(m_star: np.ndarray) -> np.ndarray:
     """Reyes+2011 (MNRAS 417, 2347) stellar-mass Tully-Fisher: log V80 (km/s).
 
