@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
                      log_output: bool = False) -> Path:
     """Execute one notebook with papermill into out_dir (atomically: temp file, then rename)."""
     import papermill as pm
+    from jupyter_client.manager import KernelManager
 
     src = notebook_path(name)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -65,13 +67,22 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
     kernel_env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "TQDM_DISABLE": "1"}
     old = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
+    # The kernel talks to us over local IPC sockets in a private temporary folder, not over
+    # unencrypted TCP ports (which ipykernel rightly warns about at every start).
+    sockets = tempfile.TemporaryDirectory(prefix="book-kernel-")
+    km = KernelManager(kernel_name="python3", transport="ipc",
+                       ip=os.path.join(sockets.name, "kernel"))
     try:
         pm.execute_notebook(str(src), str(tmp), parameters=parameters, cwd=str(NOTEBOOK_DIR),
-                            kernel_name="python3", progress_bar=False, log_output=log_output)
+                            kernel_name="python3", km=km, progress_bar=False,
+                            log_output=log_output)
     except pm.PapermillExecutionError as exc:
         raise BookError(f"notebook {src.name} failed in cell [{exc.exec_count}]: {exc.ename}: "
                         f"{exc.evalue} (the partly executed copy is {tmp})") from exc
     finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=False)
+        sockets.cleanup()
         for key, value in old.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -117,7 +128,27 @@ def build_book(cfg: dict, notebooks: list[str] | None = None, build: bool = True
         written = changed_results(before, results_snapshot(cfg["profile"]))
         _write_timings(cfg["profile"], name, seconds, written=written, build_id=build_id,
                        build_size=len(names))
+    print(budget_verdict(cfg))
     return build_html() if build else None
+
+
+def budget_verdict(cfg: dict, root: Path | None = None) -> str:
+    """One sentence: the from-scratch cost of the profile's notebooks against its budget.
+
+    The cost is the sum of each notebook's from-scratch run (book_timings.json), so it stays
+    the cost of a fresh build after cheap rebuilds; it was measured on whatever machine ran them.
+    """
+    data = read_timings(timings_path(cfg["profile"], root))
+    runs = [e.get("from_scratch") or {} for e in data["notebooks"].values()]
+    minutes = sum(r.get("seconds") or 0.0 for r in runs) / 60.0
+    budget = cfg.get("book", {}).get("budget_minutes")
+    cost = (f"From scratch, the '{cfg['profile']}' profile's {len(runs)} notebooks take "
+            f"{minutes:.1f} min on the machines that ran them (this one has {os.cpu_count()} "
+            f"CPUs)")
+    if budget is None:
+        return cost + "; the profile sets no budget."
+    verdict = "within" if minutes <= float(budget) else "OVER"
+    return f"{cost}: {verdict} the profile's budget of {float(budget):.0f} min."
 
 
 # ------------------------------------------------------------------------------ book timings

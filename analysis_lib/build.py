@@ -115,12 +115,16 @@ def build_dataset(cfg: dict, out: str | Path, source_options: dict | None = None
                     bar.update()
     finally:
         bar.close()
+    from analysis_lib.observe.features import SUN_ABS_MAG_AB_SDSS  # what observe assumes
+
     good = [i for i in ids if str(i) not in failures]
     n_excluded = sum(msg.startswith(EXCLUDED) for msg in failures.values())
     attrs = {"profile": cfg.get("profile", "custom"), "seed": int(cfg["seed"]),
              "source": cfg["data"]["source"], "config": json.dumps(cfg, default=str),
              "dataset_key": key,
              "n_failed": len(failures) - n_excluded, "n_excluded": n_excluded,
+             "sun_abs_mag_ab": json.dumps(dict(getattr(source, "sun_abs_mag_ab",
+                                                       SUN_ABS_MAG_AB_SDSS))),
              "failures": json.dumps(failures)}
     return assemble(out, good, attrs, list(cfg["observe"]["image_sizes"]))
 

@@ -63,6 +63,7 @@ META: dict[str, str] = {
     "inclination_deg": "deg, angle between the spin axis and the line of sight",
     "pixel_scale_kpc": "kpc per pixel of the rendered (largest) image",
     "A_r": "AB mag, r-band dust attenuation within projected 2 R_half (M_r minus dust-free M_r)",
+    "A_g": "AB mag, g-band dust attenuation within projected 2 R_half (A_g - A_r = E(g-r))",
 }
 MAP_INPUTS = ("vel_map", "sigma_map", "map_mask")
 ROOT_ATTRS = ("profile", "seed", "source", "code_version", "config", "units")
@@ -181,6 +182,13 @@ class GalaxyDataset:
     @property
     def config(self) -> dict:
         return json.loads(self.attrs.get("config", "{}"))
+
+    @property
+    def solar_g_r(self) -> float | None:
+        """g - r (AB) of the Sun in the bands whose solar units the images use; None if the
+        file does not say (datasets made before the attribute existed)."""
+        sun = json.loads(self.attrs.get("sun_abs_mag_ab", "null") or "null")
+        return None if not sun else float(sun["g"]) - float(sun["r"])
 
     def identity(self) -> dict:
         """What distinguishes this dataset's content from another's, not where the file lies.

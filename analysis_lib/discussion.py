@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis_lib.metrics import log_ratio_stats
 from analysis_lib.report import paper_row, run_data_label
-from analysis_lib.results import ResultsStore, Run
+from analysis_lib.results import ResultsStore, Run, prediction_pairs
 
 PAPER_EPOCHS = 200          # the paper's Table 2: training epochs
 PAPER_RESOLUTION = 300      # the paper's image side in pixels (Table 4)
@@ -76,15 +76,13 @@ def _load(store: ResultsStore, kind: str, name: str, profile: str) -> Run | None
 def residuals(run: Run, target: str) -> pd.DataFrame | None:
     """galaxy_id, projection, galaxy_type and d = pred - true (dex) of one target, or None.
 
-    Reads true_X/pred_X (or X_true/X_pred) columns; JAM rows whose fit failed are dropped.
+    Reads the store's true_X/pred_X columns; JAM rows whose fit failed are dropped.
     """
     p = run.predictions
-    pairs = [(f"pred_{target}", f"true_{target}"), (f"{target}_pred", f"{target}_true")]
-    for pred, true in pairs:
-        if pred in p and true in p:
-            break
-    else:
+    pairs = prediction_pairs(p)
+    if target not in pairs:
         return None
+    true, pred = pairs[target]
     if "status" in p:
         p = p[p["status"] == "ok"]
     out = pd.DataFrame({"galaxy_id": p["galaxy_id"].to_numpy(),
@@ -151,7 +149,7 @@ def paper_numbers(run: Run, key: str) -> tuple[float, float]:
     row = paper_row(ref["section"], method, ref["inputs"], ref["target"])
     if row is None:
         return np.nan, np.nan
-    return float(row["sigma_dex"]), float(row["bias_dex"])
+    return tuple(np.nan if v is None else v for v in (row["sigma"], row["bias"]))
 
 
 # ------------------------------------------------------------------------------ headline table
@@ -259,6 +257,19 @@ def headline_table(profile: str, store: ResultsStore | None = None,
             "sigma - paper [dex]": s["sigma"] - p_sigma, "bias - paper [dex]": s["bias"] - p_bias,
         })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+HEADLINE_SHOWN = ["question", "method", "sigma [dex]", "bias [dex]", "N test",
+                  "paper sigma [dex] (TNG100)", "paper bias [dex] (TNG100)", "data (this study)"]
+
+
+def headline_view(profile: str, store: ResultsStore | None = None,
+                  cnn: str | list[str] = "headline"):
+    """headline_table as the book shows it: one line per claim (the question names the run's
+    inputs, target and split), numbers to 3 decimals, the data source in the caption."""
+    from analysis_lib.sections import styled_table
+
+    return styled_table(headline_table(profile, store, cnn)[HEADLINE_SHOWN])
 
 
 # ------------------------------------------------------------------------------- comparisons

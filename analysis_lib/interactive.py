@@ -38,7 +38,7 @@ import pandas as pd
 
 from analysis_lib.dataset import GalaxyDataset
 from analysis_lib.metrics import TYPE_LABELS, target_metrics
-from analysis_lib.results import Run, atomic_write_text
+from analysis_lib.results import Run, atomic_write_text, prediction_pairs
 
 PROJECTION_NAMES = {0: "x", 1: "y", 2: "z"}
 KIND_TO_PAPER_METHOD = {"cnn": "cnn", "gbdt": "lightgbm", "lightgbm": "lightgbm"}
@@ -62,28 +62,6 @@ _counter = itertools.count()
 def run_label(run: Run) -> str:
     """'gbdt/mstar_default' (kind/name): unique within one profile of the results store."""
     return f"{run.kind}/{run.name}"
-
-
-def prediction_pairs(predictions: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """Target -> (true column, predicted column), detected from the column names.
-
-    Accepts the conventions in use: 'true_X'/'pred_X' (results.py docstring), 'X_true'/'X_pred',
-    and a quantity derived from other predictions, 'pred_X_derived' scored against 'true_X'
-    (the CNN runs' f_DM and M*/L_r; target name 'X_derived', as in the experiments' 'paper'
-    mapping). A column without its partner is ignored.
-    """
-    cols = set(predictions.columns)
-    pairs: dict[str, tuple[str, str]] = {}
-    for col in predictions.columns:
-        if col.startswith("true_") and f"pred_{col[5:]}" in cols:
-            pairs[col[5:]] = (col, f"pred_{col[5:]}")
-        elif col.endswith("_true") and f"{col[:-5]}_pred" in cols:
-            pairs[col[:-5]] = (col, f"{col[:-5]}_pred")
-    for col in predictions.columns:
-        base = col[5:-8]
-        if col.startswith("pred_") and col.endswith("_derived") and f"true_{base}" in cols:
-            pairs[f"{base}_derived"] = (f"true_{base}", col)
-    return pairs
 
 
 def target_stats(run: Run, target: str) -> dict:
@@ -112,15 +90,15 @@ def _finite_or_none(value) -> float | None:
 def paper_reference(run: Run, target: str) -> dict | None:
     """The paper's bias and scatter (dex, TNG100) for this run and target, or None.
 
-    Looked up, in order: metrics['targets'][target]['paper'] (bias_dex, sigma_dex); the
+    Looked up, in order: metrics['targets'][target]['paper'] (report.paper_row's dict); the
     experiment's 'paper' mapping in the run config (CNN: target -> section/inputs/target row of
     paper_results.csv); the experiment's 'paper_inputs' + 'section' (GBDT, one target per run).
     """
     stored = (run.metrics.get("targets", {}).get(target) or {}).get("paper")
-    if isinstance(stored, dict) and ("bias_dex" in stored or "sigma_dex" in stored):
-        return {"bias": _finite_or_none(stored.get("bias_dex")),
-                "sigma": _finite_or_none(stored.get("sigma_dex")),
-                "where": str(stored.get("section", "metrics.json"))}
+    if isinstance(stored, dict) and ("bias" in stored or "sigma" in stored):
+        return {"bias": _finite_or_none(stored.get("bias")),
+                "sigma": _finite_or_none(stored.get("sigma")),
+                "where": f"section {stored.get('section', '?')}, {stored.get('inputs', '?')}"}
     exp = run.config.get("experiment") or {}
     method = KIND_TO_PAPER_METHOD.get(run.kind, run.kind)
     key = None
@@ -134,13 +112,10 @@ def paper_reference(run: Run, target: str) -> dict | None:
         return None
     from analysis_lib.report import paper_row
 
-    try:
-        row = paper_row(str(key[0]), method, str(key[1]), str(key[2]))
-    except FileNotFoundError:
-        return None
+    row = paper_row(str(key[0]), method, str(key[1]), str(key[2]))
     if row is None:
         return None
-    return {"bias": _finite_or_none(row["bias_dex"]), "sigma": _finite_or_none(row["sigma_dex"]),
+    return {"bias": row["bias"], "sigma": row["sigma"],
             "where": f"section {row['section']}, {row['inputs']}"}
 
 
@@ -336,11 +311,12 @@ def figure_png(fig, dpi: int = PNG_DPI, colours: int = PNG_COLOURS) -> bytes:
 
 
 def render_sample_png(images: dict[str, np.ndarray], title: str, fov_rhalf: float,
-                      dpi: int = PNG_DPI) -> bytes:
+                      dpi: int = PNG_DPI, solar_g_r: float | None = None) -> bytes:
     """The four panels of one sample (plots.galaxy_panels, labelled colour bars) as PNG."""
     from analysis_lib.plots import galaxy_panels
 
-    return figure_png(galaxy_panels(images, fov_rhalf=fov_rhalf, title=title), dpi=dpi)
+    return figure_png(galaxy_panels(images, fov_rhalf=fov_rhalf, title=title,
+                                    solar_g_r=solar_g_r), dpi=dpi)
 
 
 def scatter_png(run: Run, target: str, dpi: int = PNG_DPI) -> bytes:
@@ -529,7 +505,8 @@ def galaxy_browser_payload(dataset: GalaxyDataset, runs: Sequence[Run], *,
         out.append({
             "label": f"galaxy {int(s['galaxy_id'])} ({proj})", "title": title,
             "galaxy_id": int(s["galaxy_id"]), "projection": int(s["projection"]),
-            "png": b64(render_sample_png(imgs, title, fov, dpi=dpi)),
+            "png": b64(render_sample_png(imgs, title, fov, dpi=dpi,
+                                         solar_g_r=dataset.solar_g_r)),
             "rows": [[r["model"], r["target"], _nan_to_none(r["true"]), _nan_to_none(r["pred"]),
                       _nan_to_none(r["diff"])] for r in rows]})
     sizes = [len(json.dumps(s)) for s in out]

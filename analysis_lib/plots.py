@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis_lib.results import prediction_pairs
+
 LABELS = {
     "log_mstar": r"$\log_{10} M_*(<R_{1/2})$ [M$_\odot$]",
     "log_mtot": r"$\log_{10} M_{\rm tot}(<R_{1/2})$ [M$_\odot$]",
@@ -21,8 +23,13 @@ def label(name: str) -> str:
     return LABELS.get(name, name)
 
 
-def galaxy_panels(images: dict[str, np.ndarray], fov_rhalf: float = 3.0, title: str = ""):
-    """The paper's Fig. 1: r image, g-r colour, mean velocity and dispersion of one sample."""
+def galaxy_panels(images: dict[str, np.ndarray], fov_rhalf: float = 3.0, title: str = "",
+                  solar_g_r: float | None = None):
+    """The paper's Fig. 1: r image, g-r colour, mean velocity and dispersion of one sample.
+
+    The images are in solar luminosities, so -2.5 log(L_g / L_r) is the colour relative to the
+    Sun's; `solar_g_r` (GalaxyDataset.solar_g_r) turns it into an AB colour.
+    """
     size = next(k for k in images if k.startswith("image_r_"))
     n = size.split("_")[-1]
     r, g = images[f"image_r_{n}"], images[f"image_g_{n}"]
@@ -32,9 +39,13 @@ def galaxy_panels(images: dict[str, np.ndarray], fov_rhalf: float = 3.0, title: 
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = np.log10(np.where(r > 0, r, np.nan))
         gr = -2.5 * np.log10(np.where((r > 0) & (g > 0), g / r, np.nan))
+    if solar_g_r is None:
+        gr_label = r"$(g-r) - (g-r)_\odot$ [mag]"
+    else:
+        gr, gr_label = gr + solar_g_r, r"$g-r$ [AB mag]"
     panels = [
         (mu, "magma", r"$\log_{10} L_r$ [L$_\odot$ pixel$^{-1}$]", "r-band image"),
-        (gr, "RdYlBu_r", r"$g-r$ [mag] (relative to solar)", "g - r colour"),
+        (gr, "RdYlBu_r", gr_label, "g - r colour"),
     ]
     vel, sig = images["vel_map"], images["sigma_map"]
     if mask is not None:
@@ -127,22 +138,16 @@ def correlation_heatmap(corr: pd.DataFrame, title: str = "Pearson correlation"):
     return fig
 
 
-def prediction_pairs(predictions: pd.DataFrame) -> list[str]:
-    """Targets X with both true_X and pred_X columns in a predictions table."""
-    return [c[5:] for c in predictions.columns
-            if c.startswith("true_") and f"pred_{c[5:]}" in predictions.columns]
-
-
 def run_overview(run, max_targets: int = 3):
     """Predicted vs true per target (by galaxy type) and the loss curves of one run."""
-    targets = prediction_pairs(run.predictions)[:max_targets]
+    targets = list(prediction_pairs(run.predictions).items())[:max_targets]
     has_hist = run.history is not None and "val_loss" in run.history
     n = len(targets) + int(has_hist)
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.2), constrained_layout=True)
     axes = np.atleast_1d(axes)
     p = run.predictions
-    for ax, t in zip(axes, targets, strict=False):
-        pred_vs_true(p[f"pred_{t}"], p[f"true_{t}"], t, ax=ax,
+    for ax, (t, (true_col, pred_col)) in zip(axes, targets, strict=False):
+        pred_vs_true(p[pred_col], p[true_col], t, ax=ax,
                      groups=p["galaxy_type"] if "galaxy_type" in p else None)
     if has_hist:
         loss_curves(run.history, run.metrics.get("best_epoch"), ax=axes[-1])
@@ -156,10 +161,10 @@ def gbdt_overview(run):
 
     extras = load_extras(run.path)
     imp = extras["importance"].set_index("feature")
-    t = prediction_pairs(run.predictions)[0]
+    t, (true_col, pred_col) = next(iter(prediction_pairs(run.predictions).items()))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     p = run.predictions
-    pred_vs_true(p[f"pred_{t}"], p[f"true_{t}"], t, ax=axes[0], groups=p.get("galaxy_type"))
+    pred_vs_true(p[pred_col], p[true_col], t, ax=axes[0], groups=p.get("galaxy_type"))
     cols = [c for c in ("gain", "permutation_frac", "shap") if c in imp]
     imp[cols].sort_values(cols[0]).plot.barh(ax=axes[1])
     axes[1].set_xlabel("normalised importance")

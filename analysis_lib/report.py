@@ -17,17 +17,36 @@ SOURCE_LABELS = {"mock": "mock universe (this library)", "tng": "IllustrisTNG100
                  "synthetic": "synthetic test data"}
 
 
-def paper_results() -> pd.DataFrame:
+def paper_results(path: Path | None = None) -> pd.DataFrame:
     """The paper's headline numbers (Tables 4 and 6 and the text), one row each."""
-    return pd.read_csv(REFERENCE_DIR / "paper_results.csv")
+    return pd.read_csv(path or REFERENCE_DIR / "paper_results.csv", dtype={"section": str})
 
 
-def paper_row(section: str, method: str, inputs: str, target: str) -> pd.Series | None:
-    """The paper's row matching (section, method, inputs, target), or None."""
-    table = paper_results()
-    sel = ((table.section.astype(str) == str(section)) & (table.method == method)
-           & (table.inputs == inputs) & (table.target == target))
-    return table[sel].iloc[0] if sel.any() else None
+def paper_row(section: str, method: str, inputs: str, target: str,
+              path: Path | None = None) -> dict | None:
+    """The paper's row for (section, method, inputs, target): bias and sigma in dex (None where
+    the paper gives none) and its note; None when the reference file is absent.
+
+    Strict: a key that matches no row, or several, is a configuration error (an experiment
+    pointing at a paper number that does not exist), so it raises ValueError naming the file.
+    """
+    path = path or REFERENCE_DIR / "paper_results.csv"
+    if not path.exists():
+        return None
+    table = paper_results(path)
+    sel = table[(table["section"] == str(section)) & (table["method"] == method)
+                & (table["inputs"] == inputs) & (table["target"] == target)]
+    if len(sel) != 1:
+        raise ValueError(f"{path}: ({section}, {method}, {inputs}, {target}) matches "
+                         f"{len(sel)} rows, not 1")
+    row = sel.iloc[0]
+
+    def num(v) -> float | None:
+        return None if pd.isna(v) else float(v)
+
+    return {"section": str(section), "inputs": inputs, "target": target,
+            "bias": num(row["bias_dex"]), "sigma": num(row["sigma_dex"]),
+            "note": "" if pd.isna(row["note"]) else str(row["note"])}
 
 
 def run_data_label(run: Run) -> str:
@@ -45,16 +64,24 @@ def load_runs(kind: str, profile: str, names: list[str] | None = None,
     return [store.load(kind, n, profile) for n in wanted if store.exists(kind, n, profile)]
 
 
-def provenance_note(cfg: dict, ds) -> None:
-    """Print, at the top of each chapter, which data and profile every number below comes from."""
+def provenance_text(cfg: dict, ds) -> str:
+    """Which data and profile every number of a chapter comes from (Markdown)."""
     source = ds.attrs.get("source", cfg["data"]["source"])
     n_gal = ds.table.galaxy_id.nunique()
-    print(f"Data: {SOURCE_LABELS.get(source, source)} — profile '{cfg['profile']}', "
-          f"{n_gal} galaxies × {ds.table.projection.nunique()} projections = {len(ds.table)} "
-          f"samples, seed {ds.attrs.get('seed')}, file {ds.path.name}.")
+    text = (f"**Data:** {SOURCE_LABELS.get(source, source)}, profile `{cfg['profile']}`: "
+            f"{n_gal} galaxies × {ds.table.projection.nunique()} projections = {len(ds.table)} "
+            f"samples, seed {ds.attrs.get('seed')}, file `{ds.path.name}`.")
     if source != "tng":
-        print("These are not TNG100 numbers: the paper's TNG100 values are shown beside ours "
-              "for comparison only.")
+        text += (" These are not TNG100 numbers: the paper's TNG100 values are shown beside "
+                 "ours for comparison only.")
+    return text
+
+
+def provenance_note(cfg: dict, ds) -> None:
+    """Show provenance_text at the top of each chapter, as a quoted note that wraps."""
+    from IPython.display import Markdown, display
+
+    display(Markdown("> " + provenance_text(cfg, ds)))
 
 
 def dataset_summary(ds) -> pd.DataFrame:
@@ -66,6 +93,22 @@ def dataset_summary(ds) -> pd.DataFrame:
     summary.insert(1, "galaxies", t.groupby("type").galaxy_id.nunique())
     summary.columns = ["samples", "galaxies"] + [f"median {c}" for c in cols]
     return summary
+
+
+def pick_example(ds, row: int = -1) -> int:
+    """The dataset row to show as Fig. 1: `row` if >= 0, else a representative rotating disc.
+
+    The default is the late type closest to the 80th percentile of log M*(<R_half) among those
+    seen at 55-75 deg (rotation, dust lane and bulge all visible), or the median-mass row if no
+    late type is that inclined.
+    """
+    if row >= 0:
+        return int(row)
+    t = ds.table
+    pool = t[(t.galaxy_type == 0) & t.inclination_deg.between(55.0, 75.0)]
+    pool = pool if len(pool) else t
+    goal = pool.log_mstar.quantile(0.8 if pool is not t else 0.5)
+    return int(t.index.get_loc((pool.log_mstar - goal).abs().idxmin()))
 
 
 def sample_inputs(ds, row: int) -> dict:

@@ -7,7 +7,8 @@ Layout: data/results/<profile>/<kind>/<name>/ with
                       (bias and scatter in dex for all, early and late types), plus extras
     predictions.csv   test-set predictions beside the truths, one row per sample: columns
                       galaxy_id, projection, galaxy_type, inclination_deg, then for each target
-                      X: true_X and pred_X (log10 values)
+                      X: true_X and pred_X (log10 values); a quantity derived from other
+                      predictions (f_DM from M* and M_tot) as pred_X_derived beside true_X
     history.csv       per-epoch (or per-round) losses, if the model has them
     extra/            anything else the model wants to keep (importances, checkpoints)
 A run is complete when metrics.json exists; every file is written atomically.
@@ -27,6 +28,25 @@ import pandas as pd
 
 from analysis_lib import __version__
 from analysis_lib.paths import RESULTS_DIR
+
+
+def prediction_pairs(predictions: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Target -> (true column, predicted column) of a predictions table in the store convention.
+
+    'true_X'/'pred_X' gives target X; 'pred_X_derived' scored against 'true_X' gives target
+    'X_derived' (the CNN runs' f_DM and M*/L_r, as named in the experiments' 'paper' mapping).
+    A column without its partner is ignored.
+    """
+    cols = set(predictions.columns)
+    pairs: dict[str, tuple[str, str]] = {}
+    for col in predictions.columns:
+        if col.startswith("true_") and f"pred_{col[5:]}" in cols:
+            pairs[col[5:]] = (col, f"pred_{col[5:]}")
+    for col in predictions.columns:
+        base = col[5:-8]
+        if col.startswith("pred_") and col.endswith("_derived") and f"true_{base}" in cols:
+            pairs[f"{base}_derived"] = (f"true_{base}", col)
+    return pairs
 
 
 def atomic_write_text(path: Path, text: str) -> None:

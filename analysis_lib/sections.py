@@ -99,8 +99,8 @@ def comparison_table(runs: list[Run], experiments: dict[str, dict]) -> pd.DataFr
                     "bias [dex]": allm.get("bias"), "sigma [dex]": allm.get("sigma"),
                     "N test": allm.get("n"),
                     "data (this study)": run_data_label(run),
-                    "paper bias [dex] (TNG100)": None if prow is None else prow["bias_dex"],
-                    "paper sigma [dex] (TNG100)": None if prow is None else prow["sigma_dex"],
+                    "paper bias [dex] (TNG100)": None if prow is None else prow["bias"],
+                    "paper sigma [dex] (TNG100)": None if prow is None else prow["sigma"],
                 })
     return pd.DataFrame(rows)
 
@@ -218,14 +218,14 @@ def mock_validation(cfg: dict, max_galaxies: int = 300, table: pd.DataFrame | No
     size_relation = cfg["mock"].get("size_relation", "shen03")
     figures = val.relation_figures(pop, summary, size_relation=size_relation)
     dust = None
-    if table is not None and "A_r" in table:
-        dust = val.dust_table(table)
+    if table is not None and {"A_r", "A_g"} <= set(table):
+        dust = val.dust_table(table).round(3)
         figures["dust_inclination"] = val.dust_figure(table)
     for fig in figures.values():  # shown where the notebook chooses, not where they were made
         plt.close(fig)
-    return MockValidation(relations=val.relation_table(pop, summary, size_relation=size_relation),
-                          degeneracies=val.degeneracy_table(summary), figures=figures,
-                          n_galaxies=len(ids), dust=dust)
+    relations = val.relation_table(pop, summary, size_relation=size_relation).round(3)
+    return MockValidation(relations=relations, degeneracies=val.degeneracy_table(summary).round(3),
+                          figures=figures, n_galaxies=len(ids), dust=dust)
 
 
 COMPARISON_TARGETS = ("log_mstar", "log_mtot", "log_fdm", "log_ml_r")
@@ -299,10 +299,12 @@ class JamComparison:
     table: pd.DataFrame
 
     def summary(self, group: str = "all") -> pd.DataFrame:
-        """Scatter (bias) in dex per method and target for one group of galaxies."""
+        """Scatter (bias) in dex per method and target for one group of galaxies ('—' where a
+        method does not predict that target)."""
         t = self.table[self.table.group == group]
         cell = t.apply(lambda r: f"{r.sigma:.3f} ({r.bias:+.3f}), N={r.n}", axis=1)
-        return t.assign(value=cell).pivot(index="method", columns="target", values="value")
+        return (t.assign(value=cell).pivot(index="method", columns="target", values="value")
+                .fillna("—"))
 
 
 def run_jam_section(cfg: dict, dataset: str | Path,
@@ -340,7 +342,7 @@ def baseline_table(baseline: Run, cnn: SectionRuns | None = None) -> pd.DataFram
                      "target": target, "slope": fit.get("slope"),
                      "bias [dex]": m["all"]["bias"], "sigma [dex]": m["all"]["sigma"],
                      "N test": m["all"]["n"], "data (this study)": run_data_label(baseline),
-                     "paper sigma [dex] (TNG100)": ref.get("sigma_dex")})
+                     "paper sigma [dex] (TNG100)": ref.get("sigma")})
         for run in (cnn.runs if cnn else []):
             cm = run.metrics.get("targets", {}).get(target)
             if cm:
@@ -348,5 +350,5 @@ def baseline_table(baseline: Run, cnn: SectionRuns | None = None) -> pd.DataFram
                              "bias [dex]": cm["all"]["bias"], "sigma [dex]": cm["all"]["sigma"],
                              "N test": cm["all"]["n"], "data (this study)": run_data_label(run),
                              "paper sigma [dex] (TNG100)": (cm.get("paper") or {}).get(
-                                 "sigma_dex")})
+                                 "sigma")})
     return pd.DataFrame(rows)

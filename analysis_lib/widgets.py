@@ -74,7 +74,8 @@ class GalaxyBrowserWidget(w.VBox):
     def _render(self, i: int) -> bytes:
         s = self.samples.iloc[i]
         imgs = ie.sample_images(self.dataset, [int(s["row"])], self.image_px)[0]
-        return ie.render_sample_png(imgs, ie.sample_title(s), self.fov, dpi=self.dpi)
+        return ie.render_sample_png(imgs, ie.sample_title(s), self.fov, dpi=self.dpi,
+                                    solar_g_r=self.dataset.solar_g_r)
 
     def show(self, i: int) -> None:
         """Display sample i (index into self.samples)."""

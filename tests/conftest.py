@@ -48,6 +48,7 @@ def make_synthetic_dataset(path, n_galaxies: int = 24, image_sizes=(32, 16), map
             rec.update(galaxy_id=gid, projection=proj, galaxy_type=int(gid % 2),
                        inclination_deg=float(rng.uniform(0, 90)), pixel_scale_kpc=0.1,
                        A_r=float(rng.uniform(0, 1)))
+            rec["A_g"] = 1.4 * rec["A_r"]
             assert set(META) <= set(rec)
             records.append(rec)
         write_shard(path, gid, records)

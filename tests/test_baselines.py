@@ -7,8 +7,10 @@ import pytest
 
 from analysis_lib.config import load_config
 from analysis_lib.dataset import open_dataset
-from analysis_lib.models.baselines import fit_power_law, paper_row, run_power_law_baseline
+from analysis_lib.models.baselines import fit_power_law, run_power_law_baseline
+from analysis_lib.report import paper_row
 from analysis_lib.results import ResultsStore
+from analysis_lib.sections import baseline_table
 from analysis_lib.splits import cnn_split
 
 
@@ -40,6 +42,9 @@ def test_baseline_run_is_stored_on_the_cnn_test_rows(synthetic_dataset, tmp_path
     split = cnn_split(open_dataset(synthetic_dataset).table, cfg)
     assert sorted(run.predictions["row"]) == sorted(split["test"])
     assert stats["paper"]["sigma"] == pytest.approx(0.16)
+    table = baseline_table(run)  # the book's table keeps the paper's number beside ours
+    assert table.loc[0, "paper sigma [dex] (TNG100)"] == pytest.approx(0.16)
+    assert table.loc[0, "sigma [dex]"] == pytest.approx(stats["all"]["sigma"])
     with pytest.raises(ValueError, match="baseline_luminosity"):
         run_power_law_baseline(load_config("smoke", {"cnn.baseline_luminosity": "flux"}),
                                synthetic_dataset, store)

@@ -166,7 +166,7 @@ def _dataset(path, galaxy: dict, n_galaxies: int, broken: set[int]):
         rec.update({k: v for k, v in galaxy["truth"].items() if k in TARGETS})
         rec.update(rhalf_kpc=galaxy["rhalf_kpc"], galaxy_id=gid, projection=0,
                    galaxy_type=gid % 2, inclination_deg=galaxy["inclination_deg"],
-                   pixel_scale_kpc=6 * galaxy["rhalf_kpc"] / 60, A_r=0.0)
+                   pixel_scale_kpc=6 * galaxy["rhalf_kpc"] / 60, A_r=0.0, A_g=0.0)
         assert set(META) <= set(rec)
         write_shard(path, gid, [rec])
     attrs = {"profile": "test", "seed": 0, "source": "synthetic_jam",

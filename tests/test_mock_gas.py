@@ -57,22 +57,29 @@ def test_gas_particles_split_into_phases_and_sfr_follows_h2(population):
 def test_dust_table_measures_edge_on_minus_face_on_of_late_types():
     import pandas as pd
 
-    from analysis_lib.sources.mock.validation import dust_figure, dust_table
+    from analysis_lib.sources.mock.validation import (
+        dust_figure,
+        dust_table,
+        screen_reddening_ratio,
+    )
 
     rng = np.random.default_rng(0)
     inc = np.degrees(np.arccos(rng.uniform(0, 1, 4000)))
     late = rng.uniform(size=4000) < 0.5
     a_r = np.where(late, 0.2 + 0.8 * (inc / 90) ** 4, 0.05)
     table = pd.DataFrame({"galaxy_type": np.where(late, 0, 1), "inclination_deg": inc,
-                          "A_r": a_r, "g_r": 0.5 + 0.2 * a_r})
-    dust = dust_table(table).set_index("check")
-    dim = dust.loc["r dimming edge-on minus face-on, late types", "mock_mag"]
+                          "A_r": a_r, "A_g": 1.2 * a_r,
+                          "g_r": rng.normal(0.5, 0.1, 4000)})  # stellar colours, not dust
+    dust = dust_table(table).set_index("check")["mock [mag]"]
+    dim = dust["r dimming edge-on minus face-on, late types"]
     face, edge = 0.2 + 0.8 * (np.array([15.0, 85.0]) / 90) ** 4
     assert dim == pytest.approx(edge - face, abs=0.05)
-    assert dust.loc["g-r reddening edge-on minus face-on, late types", "mock_mag"] == \
+    assert dust["E(g-r) reddening edge-on minus face-on, late types"] == \
         pytest.approx(0.2 * dim, abs=0.01)
-    assert dust.loc["median A_r, early types (all inclinations)", "mock_mag"] == \
-        pytest.approx(0.05)
+    assert dust["E(g-r) / A_r of edge-on late types (greyness; no unit)"] == pytest.approx(0.2)
+    assert dust["median A_r, early types (all inclinations)"] == pytest.approx(0.05)
+    # a foreground screen of the library's dust: A_g/A_r from CCM and the scattering factors
+    assert 0.3 < screen_reddening_ratio() < 0.5
     fig = dust_figure(table)
     assert "inclination" in fig.axes[0].get_xlabel()
 

@@ -122,6 +122,9 @@ def test_attenuation_column_is_the_dimming_of_the_aperture_light():
     for p in clean:
         assert clean[p]["A_r"] == 0.0
         assert dusty[p]["A_r"] == pytest.approx(dusty[p]["M_r"] - clean[p]["M_r"], abs=1e-9)
+        reddening = dusty[p]["g_r"] - clean[p]["g_r"]
+        assert dusty[p]["A_g"] - dusty[p]["A_r"] == pytest.approx(reddening, abs=1e-9)
+        assert reddening > 0  # the same column dims g more than r
     assert dusty[0]["A_r"] > dusty[2]["A_r"] > 0  # edge-on (x) more than face-on (z)
     no_scatter = {r["projection"]: r for r in observe_galaxy(
         g, _cfg(dust=True, dust_scattering=False))}

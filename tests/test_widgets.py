@@ -1,7 +1,7 @@
 """The explorers' data helpers, the self-contained HTML blocks and the live ipywidgets versions.
 
 Run on the synthetic fixture dataset plus fake results-store runs (a CNN-style run with
-true_X/pred_X columns, a GBDT-style run with X_true/X_pred and an importance table written by
+true_X/pred_X columns, a GBDT-style run with one target and an importance table written by
 analysis_lib.models.importance). The browser behaviour is tested in test_browser_widgets.py.
 """
 
@@ -34,7 +34,7 @@ def make_fake_runs(root, dataset_path) -> list:
 
     cnn/s41_rv_mstar: even galaxy ids, true_/pred_ columns for log_mstar and log_mtot, and the
     CNN experiment's 'paper' mapping. gbdt/mstar_default: galaxy ids not 1 mod 3, one target in
-    X_true/X_pred columns, the GBDT experiment's paper_inputs and an extra/importance.csv.
+    true_/pred_ columns, the GBDT experiment's paper_inputs and an extra/importance.csv.
     """
     table = open_dataset(dataset_path).table
     rng = np.random.default_rng(7)
@@ -58,8 +58,8 @@ def make_fake_runs(root, dataset_path) -> list:
 
     gb_rows = table[table.galaxy_id % 3 != 1].reset_index(drop=True)
     gb_pred = gb_rows[meta_cols].assign(
-        log_mstar_true=gb_rows.log_mstar,
-        log_mstar_pred=gb_rows.log_mstar + rng.normal(0.0, 0.1, len(gb_rows)))
+        true_log_mstar=gb_rows.log_mstar,
+        pred_log_mstar=gb_rows.log_mstar + rng.normal(0.0, 0.1, len(gb_rows)))
     gain = pd.Series([0.6, 0.2, 0.1, 0.1], index=IMPORTANCE_FEATURES)
     perm = pd.DataFrame({"permutation": [0.001, 0.004, 0.0, -0.0001],
                          "permutation_std": [0.0002, 0.0005, 0.0, 0.0001]},
@@ -106,11 +106,11 @@ def _png_size(b64text: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- data helpers
 
 
-def test_prediction_pairs_detects_both_conventions():
+def test_prediction_pairs_follow_the_store_convention():
     frame = pd.DataFrame(columns=["galaxy_id", "true_a", "pred_a", "b_true", "b_pred",
                                   "true_lonely", "c_pred", "pred_d_derived", "true_d",
                                   "true_d_from_masses", "pred_e_derived"])
-    assert ie.prediction_pairs(frame) == {"a": ("true_a", "pred_a"), "b": ("b_true", "b_pred"),
+    assert ie.prediction_pairs(frame) == {"a": ("true_a", "pred_a"),
                                           "d_derived": ("true_d", "pred_d_derived")}
 
 
@@ -118,12 +118,12 @@ def test_target_stats_match_metric_on_the_predictions(small_setup):
     _, (cnn, gbdt) = small_setup
     p = gbdt.predictions
     stats = ie.target_stats(gbdt, "log_mstar")
-    expected = log_ratio_stats(p.log_mstar_pred, p.log_mstar_true)
+    expected = log_ratio_stats(p.pred_log_mstar, p.true_log_mstar)
     assert stats["all"]["bias"] == pytest.approx(expected["bias"])
     assert stats["all"]["sigma"] == pytest.approx(expected["sigma"])
     late = p[p.galaxy_type == 0]
     assert stats["late"]["n"] == len(late)
-    assert stats["late"]["bias"] == pytest.approx((late.log_mstar_pred - late.log_mstar_true)
+    assert stats["late"]["bias"] == pytest.approx((late.pred_log_mstar - late.true_log_mstar)
                                                   .mean())
     with pytest.raises(KeyError, match="log_mdm"):
         ie.target_stats(cnn, "log_mdm")
@@ -133,11 +133,11 @@ def test_paper_reference_follows_the_experiment_config(small_setup):
     _, (cnn, gbdt) = small_setup
     row = paper_row("4.1", "cnn", "r_image+vmaps", "log_mstar")
     ref = ie.paper_reference(cnn, "log_mstar")
-    assert ref["sigma"] == pytest.approx(float(row["sigma_dex"]))
+    assert ref["sigma"] == pytest.approx(row["sigma"])
     assert ie.paper_reference(cnn, "log_mtot") is None  # no mapping for this target
     row = paper_row("5.2", "lightgbm", "default features", "log_mstar")
     assert ie.paper_reference(gbdt, "log_mstar")["sigma"] == pytest.approx(
-        float(row["sigma_dex"]))
+        row["sigma"])
 
 
 def test_rebin_conserves_flux_for_any_size():

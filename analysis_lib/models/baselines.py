@@ -18,11 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from analysis_lib.dataset import open_dataset
 from analysis_lib.metrics import target_metrics
-from analysis_lib.paths import REFERENCE_DIR
+from analysis_lib.report import paper_row
 from analysis_lib.results import ResultsStore
 from analysis_lib.splits import cnn_split
 
@@ -43,28 +42,6 @@ def fit_power_law(log_l: np.ndarray, log_m: np.ndarray) -> tuple[float, float]:
                          f"(have {int(ok.sum())})")
     slope, intercept = np.polyfit(log_l[ok], log_m[ok], 1)
     return float(slope), float(intercept)
-
-
-def paper_row(section: str, method: str, inputs: str, target: str,
-              path: Path | None = None) -> dict | None:
-    """The paper's bias and scatter (dex) for one row of paper_results.csv, or None."""
-    path = path or REFERENCE_DIR / "paper_results.csv"
-    if not path.exists():
-        return None
-    table = pd.read_csv(path, dtype={"section": str})
-    sel = table[(table["section"] == str(section)) & (table["method"] == method)
-                & (table["inputs"] == inputs) & (table["target"] == target)]
-    if len(sel) != 1:
-        raise ValueError(f"{path}: ({section}, {method}, {inputs}, {target}) matches "
-                         f"{len(sel)} rows, not 1")
-    row = sel.iloc[0]
-
-    def num(v):
-        return None if pd.isna(v) else float(v)
-
-    return {"section": str(section), "inputs": inputs, "target": target,
-            "bias": num(row["bias_dex"]), "sigma": num(row["sigma_dex"]),
-            "note": "" if pd.isna(row["note"]) else str(row["note"])}
 
 
 def run_power_law_baseline(cfg: dict, dataset_path: str | Path,

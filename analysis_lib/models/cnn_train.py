@@ -43,10 +43,7 @@ from tqdm.auto import tqdm
 
 from analysis_lib.dataset import GalaxyDataset, open_dataset
 from analysis_lib.metrics import target_metrics
-from analysis_lib.models.baselines import (
-    paper_row,
-    run_power_law_baseline,  # noqa: F401  (CLI imports it)
-)
+from analysis_lib.models.baselines import run_power_law_baseline  # noqa: F401  (CLI imports it)
 from analysis_lib.models.cnn import build_model, count_parameters, stem_for
 from analysis_lib.models.cnn_data import (
     CNNExperimentError,
@@ -56,6 +53,7 @@ from analysis_lib.models.cnn_data import (
     resolve_inputs,
 )
 from analysis_lib.models.experiments import select_experiments
+from analysis_lib.report import paper_row
 from analysis_lib.results import ResultsStore, run_fingerprint
 from analysis_lib.rng import make_rng
 from analysis_lib.splits import cnn_split

@@ -50,9 +50,10 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
     """Images, kinematic maps, targets and Table-1 features for each projection of one galaxy.
 
     Returns one dict per line of sight with the dataset's keys (see analysis_lib.dataset):
-    galaxy_id, projection, galaxy_type, inclination_deg, A_r, image_r_N / image_g_N (float32, Lsun
-    per pixel), vel_map / sigma_map (float32, km/s), map_mask (bool), pixel_scale_kpc, and every
-    target and feature as a float. Raises GalaxyInputError naming the galaxy for bad input.
+    galaxy_id, projection, galaxy_type, inclination_deg, A_r, A_g, image_r_N / image_g_N
+    (float32, Lsun per pixel), vel_map / sigma_map (float32, km/s), map_mask (bool),
+    pixel_scale_kpc, and every target and feature as a float. Raises GalaxyInputError naming
+    the galaxy for bad input.
     """
     obs = cfg["observe"]
     gid = int(galaxy.galaxy_id)
@@ -125,6 +126,7 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
         ap2 = 2.0 * rhalf
         rec.update(features.photometry(r_proj, lum_r, lum_g, ap2, sun))
         rec["A_r"] = features.attenuation(r_proj, lum_r, stars.lum["r"], ap2)
+        rec["A_g"] = features.attenuation(r_proj, lum_g, stars.lum["g"], ap2)
         rec["sfr"] = features.star_formation_rate(r_proj, stars.age_gyr, mass_formed, ap2,
                                                   float(obs["sfr_window_gyr"]))
         rec["sersic_n"] = sersic_index(a, b, lum_r, float(obs["sersic_rmin_rhalf"]) * rhalf, ap2,

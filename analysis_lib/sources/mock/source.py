@@ -7,6 +7,7 @@ import pandas as pd
 from analysis_lib.particles import Galaxy
 from analysis_lib.sources.mock.galaxy import build_galaxy
 from analysis_lib.sources.mock.population import draw_population
+from analysis_lib.sources.mock.ssp import SUN_ABS_MAG_LSST_AB
 
 
 class MockSource:
@@ -16,6 +17,8 @@ class MockSource:
     of the generator); `load(galaxy_id)` builds that galaxy's particles, independent of the
     order in which galaxies are loaded.
     """
+
+    sun_abs_mag_ab = SUN_ABS_MAG_LSST_AB  # luminosities are in LSST solar units
 
     def __init__(self, cfg: dict) -> None:
         self.cfg = cfg

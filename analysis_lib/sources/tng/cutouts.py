@@ -28,6 +28,7 @@ from analysis_lib.sources.tng.convert import (
     subhalo_to_galaxy,
     tng_settings,
 )
+from analysis_lib.sources.tng.photometry import SUN_ABS_MAG_AB
 
 CUTOUT_NAME = "cutout_{id}.hdf5"
 _CUTOUT_RE = re.compile(r"^cutout_(\d+)\.hdf5$")
@@ -74,6 +75,8 @@ def read_cutout(path: str | Path) -> tuple[RawSubhalo, dict]:
 
 class TngCutoutSource:
     """Galaxies from a directory of TNG cutout files (see module docstring)."""
+
+    sun_abs_mag_ab = SUN_ABS_MAG_AB  # luminosities are in SDSS solar units
 
     def __init__(self, directory: str | Path, cfg: Mapping | None = None,
                  subhalo_ids: Iterable[int] | None = None) -> None:

@@ -26,6 +26,7 @@ from analysis_lib.sources.tng.convert import (
     subhalo_to_galaxy,
     tng_settings,
 )
+from analysis_lib.sources.tng.photometry import SUN_ABS_MAG_AB
 from analysis_lib.sources.tng.selection import catalogue_mass_limits
 
 
@@ -37,6 +38,8 @@ def _il():
 
 class TngLocalSource:
     """Galaxies of one snapshot of a simulation on disk (see module docstring)."""
+
+    sun_abs_mag_ab = SUN_ABS_MAG_AB  # luminosities are in SDSS solar units
 
     def __init__(self, base_path: str | Path, subhalo_ids: Iterable[int] | None = None,
                  cfg: Mapping | None = None, snap: int | None = None) -> None:
