@@ -415,6 +415,34 @@ def _finding_maps(store, profile) -> list[str]:
     return out
 
 
+def _finding_resolution(store, profile) -> list[str]:
+    """The r-image M* model at its finest against its coarsest stored resolution."""
+    runs = [r for n in ("s41_r_mstar", "s41_r150_mstar", "s41_r60_mstar", "s41_r30_mstar")
+            if (r := _load(store, "cnn", n, profile)) is not None
+            and r.meta.get("resolution_used")]
+    if len(runs) < 2:
+        return []
+    fine = max(runs, key=lambda r: r.meta["resolution_used"])
+    coarse = min(runs, key=lambda r: r.meta["resolution_used"])
+    px_f, px_c = fine.meta["resolution_used"], coarse.meta["resolution_used"]
+    if px_f == px_c:
+        return []
+    c = compare(coarse, "log_mstar", fine)
+    if c is None:
+        return []
+    a, b = f"r image at {px_c} px", f"r image at {px_f} px"
+    claims = {"lower": f"coarser pixels ({px_c} instead of {px_f} per side) lower the CNN's M* "
+                       "scatter",
+              "tie": f"coarser pixels ({px_c} instead of {px_f} per side) do not measurably "
+                     "change the CNN's M* scatter",
+              "higher": f"coarser pixels ({px_c} instead of {px_f} per side) raise the CNN's "
+                        "M* scatter"}
+    return [_sentence(c, claims, a, b, (coarse, fine),
+                      _paper_pair(coarse, "log_mstar", fine, "log_mstar",
+                                  f"r image at {_experiment(coarse).get('resolution')} px",
+                                  f"r image at {_experiment(fine).get('resolution')} px"))]
+
+
 def _finding_baseline(store, profile) -> list[str]:
     base = store.list_runs(kind="baseline", profile=profile)
     cnn = _first(store, "cnn", ["s41_rmaps_mstar", "s41_r_mstar", "s43_rmaps_mstar_mtot"],
@@ -636,9 +664,9 @@ def findings(profile: str, store: ResultsStore | None = None) -> list[str]:
     """Markdown sentences for the discussion, each chosen by and quoting the stored numbers."""
     store = store or ResultsStore()
     out: list[str] = []
-    for part in (_finding_maps, _finding_baseline, _finding_joint, _finding_cnn_vs_gbdt,
-                 _finding_leakage, _finding_no_mr, _finding_jam, _finding_fdm,
-                 _finding_importance):
+    for part in (_finding_maps, _finding_resolution, _finding_baseline, _finding_joint,
+                 _finding_cnn_vs_gbdt, _finding_leakage, _finding_no_mr, _finding_jam,
+                 _finding_fdm, _finding_importance):
         out += part(store, profile)
     out += _finding_paper(profile, store)
     return out

@@ -121,6 +121,32 @@ def run_cnn_section(cfg: dict, dataset: str | Path, section: str,
                        experiments=exps)
 
 
+def resolution_table(runs: list[Run], fov_rhalf: float = 3.0) -> pd.DataFrame:
+    """The r-image-only M* runs ordered by image size: the paper's resolution test.
+
+    'pixels' is the size a run trained on (a profile caps it), 'R_half per pixel' the pixel
+    scale over the +-fov_rhalf field; the paper's number sits beside the run whose experiment it
+    belongs to, with the size the paper used, which can differ from ours.
+    """
+    rows = []
+    for run in runs:
+        exp = run.config.get("experiment") or {}
+        if list(exp.get("inputs", [])) != ["image_r"] or list(exp.get("targets", [])) != [
+                "log_mstar"]:
+            continue
+        pixels = run.meta.get("resolution_used")
+        block = run.metrics["targets"]["log_mstar"]
+        paper = block.get("paper") or {}
+        rows.append({"experiment": run.name, "pixels": pixels,
+                     "R_half per pixel": 2.0 * fov_rhalf / pixels if pixels else None,
+                     "bias [dex]": block["all"]["bias"], "sigma [dex]": block["all"]["sigma"],
+                     "N test": block["all"]["n"], "data (this study)": run_data_label(run),
+                     "paper pixels": exp.get("resolution") if paper else None,
+                     "paper sigma [dex] (TNG100)": paper.get("sigma")})
+    frame = pd.DataFrame(rows)
+    return frame.sort_values("pixels", ascending=False) if len(frame) else frame
+
+
 def all_experiments(kind: str) -> dict[str, dict]:
     return load_experiments(kind)
 

@@ -118,3 +118,25 @@ def test_a_widget_in_the_built_book_responds_to_a_click(smoke_book):
         root.find_element("css selector", ".ie-next").click()
         assert wait_until(lambda: (caption.text, image.get_attribute("src")) != before,
                           what="the galaxy browser to show the next galaxy")
+
+
+def test_one_notebook_reruns_with_new_parameters(smoke_book, tmp_path):
+    """The README's papermill command: chapter 4.1 with other inputs and another resolution
+    trains and stores that experiment (here r image only at the smoke profile's 30 px)."""
+    import json
+
+    proc, data = smoke_book
+    assert proc.returncode == 0
+    out = tmp_path / "out.ipynb"
+    env = {**os.environ, "ANALYSIS_LIB_DATA": str(data), "MPLBACKEND": "Agg"}
+    run = subprocess.run([sys.executable, "-m", "papermill", "notebooks/04_cnn_mstar.ipynb",
+                          str(out), "-p", "profile", "smoke", "-p", "inputs", "r_image",
+                          "-p", "resolution", "30"],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    stored = list((data / "results" / "smoke" / "cnn").glob("custom_*_30_log_mstar"))
+    assert len(stored) == 1, stored
+    config = json.loads((stored[0] / "config.json").read_text())
+    assert config["experiment"]["resolution"] == 30
+    assert config["experiment"]["inputs"] == ["image_r"]
+    assert (stored[0] / "metrics.json").exists()

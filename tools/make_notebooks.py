@@ -238,6 +238,16 @@ result = sections.run_cnn_section(cfg, dataset_path, "4.1", experiments)
 result.show()'''),
     ("code", "for run in result.runs:\n    plots.run_overview(run)"),
     ("md", """
+## Resolution
+
+The same r-image model trained on coarser pixels. The paper's ladder was 300, 150 and 60 pixels
+across ±3 R½ (0.02, 0.04 and 0.1 R½ per pixel, the last SDSS-like); a profile trains what its
+images allow, so the `quick` profile compares 60 with 30 pixels (0.1 and 0.2 R½ per pixel) and
+the paper's numbers stand beside the experiments they belong to, at the paper's own sizes.
+"""),
+    ("code", "by_resolution = sections.resolution_table(result.runs, fov_rhalf=cfg[\"observe\"][\"fov_rhalf\"])\n"
+             "sections.styled_table(by_resolution) if len(by_resolution) else \"no r-image-only runs in this selection\""),
+    ("md", """
 ## Explore the test galaxies
 
 Step through test galaxies (buttons, slider or list): their images and maps, and each model's

@@ -23,17 +23,24 @@ def load_experiments(kind: str) -> dict[str, dict]:
 
 
 def select_experiments(kind: str, selection: str | list[str]) -> list[dict]:
-    """'all', a tag such as 'headline' or 'smoke', one name, or a list of names."""
+    """'all', or tags (such as 'headline' or 'smoke') and names, as a list or comma-separated:
+    the union in the order given, each experiment once."""
     experiments = load_experiments(kind)
     if isinstance(selection, str):
         if selection == "all":
             return list(experiments.values())
-        tagged = [e for e in experiments.values() if selection in e.get("tags", [])]
-        if tagged:
-            return tagged
         selection = [s.strip() for s in selection.split(",")]
-    unknown = [s for s in selection if s not in experiments]
+    chosen: dict[str, dict] = {}
+    unknown = []
+    for item in selection:
+        tagged = [e for e in experiments.values() if item in e.get("tags", [])]
+        if tagged:
+            chosen.update({e["name"]: e for e in tagged})
+        elif item in experiments:
+            chosen[item] = experiments[item]
+        else:
+            unknown.append(item)
     if unknown:
         raise ExperimentError(f"unknown {kind} experiment(s): {', '.join(unknown)} "
                               f"(see `python -m analysis_lib train-{kind} --list`)")
-    return [experiments[s] for s in selection]
+    return list(chosen.values())
