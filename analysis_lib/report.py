@@ -133,7 +133,7 @@ def environment_table() -> pd.DataFrame:
 
     from analysis_lib.results import environment_info
 
-    pkgs = ["numpy", "scipy", "torch", "torchvision", "lightgbm", "shap", "galpy", "colossus",
+    pkgs = ["numpy", "scipy", "torchvision", "lightgbm", "shap", "galpy", "colossus",
             "pynbody", "jampy", "mgefit", "h5py", "papermill", "jupyter-book"]
     rows = [{"item": k, "value": v} for k, v in environment_info().items()]
     for p in pkgs:
@@ -183,6 +183,66 @@ def book_timings(profile: str, root: str | Path | None = None) -> pd.DataFrame:
     total = pd.DataFrame([{"notebook": label, "latest [s]": latest_total,
                            "from scratch [s]": frame["from scratch [s]"].sum()}], columns=cols)
     return pd.concat([frame, total], ignore_index=True)
+
+
+def benchmark_summary(directory: str | Path | None = None) -> pd.DataFrame:
+    """The headline figure of each benchmark result file, one row per case, for the appendix.
+
+    Reads data/results/benchmarks/*.json (written by benchmarks/*.py); a file of another shape
+    gets one row naming it, so nothing measured is silently dropped.
+    """
+    import json
+
+    from analysis_lib.paths import RESULTS_DIR
+
+    folder = Path(directory) if directory is not None else RESULTS_DIR / "benchmarks"
+    rows: list[dict] = []
+
+    def add(bench: str, case: str, figure: str, value, unit: str, when) -> None:
+        rows.append({"benchmark": bench, "case": case, "figure": figure, "value": value,
+                     "unit": unit, "measured (UTC)": when})
+
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text())
+        name = path.stem
+        when = (data.get("environment") or {}).get("time_utc")
+        if name == "observe":
+            for r in data.get("observe", []):
+                case = (f"{r['profile']} profile, {r['image_size']} px, {r['n_stars']} stars, "
+                        f"{r['n_projections']} lines of sight")
+                add(name, case, "galaxies per second per core",
+                    r["galaxies_per_second_per_core"], "1/s", when)
+            for r in data.get("render", []):
+                case = f"SPH render, {r['n_stars']} stars, {r['image_size']} px"
+                add(name, case, "speed-up over pynbody (one band)", r["speedup_one_band"],
+                    "x", when)
+                add(name, case, "|ours - pynbody| / flux", r["l1_difference_fraction"], "",
+                    when)
+        elif name == "mock_generation":
+            for r in data.get("profiles", []):
+                case = (f"{r['profile']} profile, star particles of "
+                        f"{r['star_particle_mass']:.1e} Msun")
+                add(name, case, "seconds per galaxy (median)", r["seconds_per_galaxy_median"],
+                    "s", when)
+        elif name == "cnn":
+            cpu = data.get("cpu") or {}
+            for r in cpu.get("runs", []):
+                sizes = ", ".join(f"{k} {v}" for k, v in sorted(r["input_sizes"].items()))
+                case = f"{cpu.get('device_name', 'cpu')}, {sizes} px"
+                when_cpu = (cpu.get("environment") or {}).get("time_utc")
+                add(name, case, "training samples per second", r["train_samples_per_s"],
+                    "1/s", when_cpu)
+            gpu = data.get("gpu") or {}
+            if not gpu.get("available"):
+                add(name, "GPU", "not measured", None, "", (gpu.get("environment") or {})
+                    .get("time_utc"))
+        elif name == "jam":
+            add(name, f"{data.get('galaxies')}, {data.get('cores')} core",
+                "seconds per fit (median)", data.get("seconds_per_galaxy_median"), "s", when)
+        else:
+            add(name, "", f"see {path.name}", None, "", when)
+    return pd.DataFrame(rows, columns=["benchmark", "case", "figure", "value", "unit",
+                                       "measured (UTC)"])
 
 
 def benchmark_tables() -> dict[str, pd.DataFrame]:

@@ -64,6 +64,9 @@ class SectionRuns:
         return styled_table(self.table)
 
 
+COUNT_COLUMNS = ("N test", "pixels", "paper pixels")  # whole numbers in the book's tables
+
+
 def styled_table(table: pd.DataFrame, data_column: str = "data (this study)"):
     """A pandas Styler whose caption names the data (one source per table), numbers rounded."""
     sources = sorted(set(table[data_column])) if data_column in table else []
@@ -71,8 +74,11 @@ def styled_table(table: pd.DataFrame, data_column: str = "data (this study)"):
     caption = (f"This study: {sources[0]}. Paper: IllustrisTNG100 (Chu et al.), for comparison."
                if len(sources) == 1 else "Data sources as named per row; paper: IllustrisTNG100.")
     numeric = shown.select_dtypes("number").columns
-    return (shown.style.format("{:.3f}", subset=[c for c in numeric if c != "N test"],
-                               na_rep="—").hide(axis="index").set_caption(caption))
+    counts = [c for c in numeric if c in COUNT_COLUMNS]
+    return (shown.style.format("{:.3f}", subset=[c for c in numeric if c not in counts],
+                               na_rep="—")
+            .format("{:.0f}", subset=counts, na_rep="—")
+            .hide(axis="index").set_caption(caption))
 
 
 def section_experiments(kind: str, section: str, selection) -> list[dict]:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from analysis_lib.config import load_config
 from analysis_lib.paths import RESULTS_DIR
+from analysis_lib.results import environment_info
 from analysis_lib.sources.mock import MockSource
 
 
@@ -56,6 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     results = {"machine": platform.platform(), "cpu_count": os.cpu_count(),
                "note": "single process; other jobs may share the cores",
+               "environment": environment_info(),
                "profiles": [bench_profile(p, args.n) for p in ("quick", "paper")]}
     out = Path(RESULTS_DIR) / "benchmarks" / "mock_generation.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from analysis_lib.observe.images import (  # noqa: E402
     smoothing_support,
 )
 from analysis_lib.paths import RESULTS_DIR  # noqa: E402
+from analysis_lib.results import environment_info  # noqa: E402
 
 
 def _galaxy(n_stars: int, seed: int):
@@ -89,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = [("quick", 3000)] + ([] if args.quick_only else [("paper", 10000), ("paper", 100000)])
     out = {"machine": platform.processor() or platform.machine(), "cores_used": 1,
-           "observe": [], "render": []}
+           "environment": environment_info(), "observe": [], "render": []}
     for profile, n in runs:
         res = bench_observe(profile, n, args.repeat if n < 50000 else 1)
         print(f"observe {profile:5s} N={n:6d}: {res['seconds_per_galaxy']:.3f} s/galaxy, "

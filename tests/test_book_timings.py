@@ -107,3 +107,26 @@ def test_snapshot_counts_new_and_rewritten_results(tmp_path):
     after = book.results_snapshot(PROFILE, root=tmp_path, datasets=tmp_path / "none")
     assert book.changed_results(before, after) == 1
     assert book.changed_results(after, after) == 0
+
+
+def test_budget_verdict_uses_the_from_scratch_cost(tmp_path):
+    book._write_timings(PROFILE, "02_data", 600.0, written=1, root=tmp_path)
+    book._write_timings(PROFILE, "04_cnn_mstar", 1500.0, written=3, root=tmp_path)
+    book._write_timings(PROFILE, "04_cnn_mstar", 30.0, written=0, root=tmp_path)  # cheap rerun
+    cfg = {"profile": PROFILE, "book": {"budget_minutes": 45}}
+    verdict = book.budget_verdict(cfg, root=tmp_path)
+    assert "2 notebooks take 35.0 min" in verdict and "within the profile's budget of 45" in verdict
+    assert "OVER" in book.budget_verdict({**cfg, "book": {"budget_minutes": 30}}, root=tmp_path)
+    assert "sets no budget" in book.budget_verdict({**cfg, "book": {}}, root=tmp_path)
+
+
+def test_benchmark_summary_has_a_row_for_every_result_file(tmp_path):
+    src = paths.RESULTS_DIR / "benchmarks"
+    for f in src.glob("*.json"):
+        (tmp_path / f.name).write_text(f.read_text())
+    (tmp_path / "new_thing.json").write_text(json.dumps({"answer": 42}))
+    table = report.benchmark_summary(tmp_path)
+    assert set(table.benchmark) == {f.stem for f in tmp_path.glob("*.json")}
+    assert table.loc[table.benchmark == "new_thing", "figure"].item() == "see new_thing.json"
+    speedups = table[table.figure == "speed-up over pynbody (one band)"]["value"]
+    assert len(speedups) >= 1 and (speedups > 0).all()

@@ -36,10 +36,14 @@ def nb(cells, params):
 
 
 SETUP = '''
+import pandas as pd
+
 from analysis_lib import plots, report, sections
 from analysis_lib.build import ensure_dataset
 from analysis_lib.config import load_config
 from analysis_lib.dataset import open_dataset
+
+pd.set_option("display.max_colwidth", None)  # table cells in full, not cut at 50 characters
 
 cfg = load_config(profile, overrides)
 dataset_path = ensure_dataset(cfg, dataset or None)
@@ -393,10 +397,19 @@ the cost of building the book.
     ("code", '''from analysis_lib import report
 report.environment_table()'''),
     ("code", "report.book_timings(profile)"),
-    ("code", '''from analysis_lib.book import budget_verdict
+    ("code", '''from IPython.display import Markdown
+
+from analysis_lib.book import budget_verdict
 from analysis_lib.config import load_config
-print(budget_verdict(load_config(profile, overrides)))'''),
-    ("code", "report.benchmark_tables()"),
+Markdown(budget_verdict(load_config(profile, overrides)))'''),
+    ("md", """
+## Benchmarks
+
+Each benchmark in `benchmarks/` writes its figures to `data/results/benchmarks/`; the headline
+figure of each is below, with when it was measured (the files hold the machine, the settings and
+every case in full).
+"""),
+    ("code", "report.benchmark_summary().style.hide(axis=\"index\").format(precision=3, na_rep=\"—\")"),
     ("code", "report.runs_table(profile)"),
 ]
 
