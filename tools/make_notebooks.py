@@ -357,6 +357,16 @@ jam.summary("all")'''),
     ("md", "Scatter (bias) in dex, early types only and late types only:"),
     ("code", 'display(jam.summary("early"))\ndisplay(jam.summary("late"))'),
     ("code", "plots.method_comparison(jam);"),
+    ("md", """
+How to read the split by type on the mock universe: its early types are dominated by old spheroids
+whose velocities follow an isotropic distribution function in a spherical potential with an NFW
+halo, and a single old population gives them a nearly constant M*/L. That is close to JAM's own
+assumptions (constant M*/L, constant anisotropy, an NFW halo), so JAM on them is near its best
+case. Late types break them: an old bulge beneath a younger disc whose outskirts are younger still
+(M*/L varies across the galaxy), gas mass that JAM does not model, and dust that makes the r image,
+from which JAM builds its MGE, a poor map of the stellar mass. Neither TNG galaxies nor real
+ones are as kind to JAM as the mock's early types.
+"""),
     ("md", "## JAM's own predictions against the truth"),
     ("code", "plots.run_overview(jam.jam, max_targets=4);"),
     ("md", """
