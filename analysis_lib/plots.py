@@ -190,16 +190,21 @@ def method_comparison(comparison, groups=("all", "early", "late")):
     targets = [x for x in ("log_mstar", "log_mtot", "log_fdm", "log_ml_r") if x in set(t.target)]
     fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.2), sharey=True,
                              constrained_layout=True)
+    methods = sorted(set(t.method))
+    comparison_name = f"{comparison.jam.kind}: {comparison.jam.name}"
     for ax, group in zip(np.atleast_1d(axes), groups, strict=True):
         sub = t[t.group == group].pivot(index="target", columns="method", values="sigma")
         sub = sub.reindex(targets)
-        if not sub.empty:
-            sub.plot.bar(ax=ax, rot=0, legend=group == groups[-1])
+        if not sub.empty:  # tab20: up to 20 methods without two sharing a colour; JAM black
+            colours = ["black" if m == comparison_name else plt.cm.tab20(methods.index(m) % 20)
+                       for m in sub.columns]
+            sub.plot.bar(ax=ax, rot=0, legend=False, color=colours)
         ax.set_title(f"{group} galaxies")
         ax.set_xlabel("target")
         ax.set_ylabel(r"1$\sigma$ scatter of $\log_{10}$(pred/true) [dex]")
-    if len(groups):
-        np.atleast_1d(axes)[-1].legend(fontsize=7, loc="upper left")
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    if handles:  # one legend for all panels, below them rather than over the bars
+        fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=4)
     return fig
 
 
