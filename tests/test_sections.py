@@ -67,3 +67,19 @@ def test_discussion_reports_what_coarser_pixels_do(tmp_path):
     assert len(sentences) == 1
     assert "raise the CNN's M* scatter" in sentences[0]
     assert "0.06 dex (r image at 300 px)" in sentences[0]
+
+
+def test_fig1_example_is_a_massive_inclined_disc_unless_a_row_is_given():
+    from types import SimpleNamespace
+
+    from analysis_lib.report import pick_example
+
+    table = pd.DataFrame({"galaxy_type": [1, 0, 0, 0, 0, 0],
+                          "inclination_deg": [60.0, 10.0, 60.0, 65.0, 70.0, 88.0],
+                          "log_mstar": [11.5, 11.0, 9.8, 10.2, 10.6, 10.9]})
+    ds = SimpleNamespace(table=table)
+    assert pick_example(ds) == 4  # the 80th-percentile-mass late type seen at 55-75 deg
+    assert pick_example(ds, 1) == 1
+    edge_on_only = SimpleNamespace(table=table.assign(inclination_deg=89.0))
+    assert pick_example(edge_on_only) == int((table.log_mstar - table.log_mstar.median())
+                                             .abs().idxmin())
