@@ -24,8 +24,19 @@ _WORKER: dict = {}
 
 
 def default_dataset_path(cfg: dict) -> Path:
-    """data/datasets/<source>_<profile>.h5"""
-    return DATASETS_DIR / f"{cfg['data']['source']}_{cfg.get('profile', 'custom')}.h5"
+    """data/datasets/<source>_<profile>[_<universe>][_<instrument>].h5
+
+    The universe (mock only) and the instrument appear in the name when they are not the
+    defaults (observed, ideal), so datasets of different physics or observations never collide.
+    """
+    parts = [cfg["data"]["source"], cfg.get("profile", "custom")]
+    universe = cfg.get("mock", {}).get("universe", "observed")
+    if cfg["data"]["source"] == "mock" and universe != "observed":
+        parts.append(universe)
+    instrument = cfg.get("observe", {}).get("instrument", "ideal")
+    if instrument != "ideal":
+        parts.append(instrument)
+    return DATASETS_DIR / ("_".join(parts) + ".h5")
 
 
 def make_source(cfg: dict, source_options: dict | None = None):

@@ -28,6 +28,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="run profile (default: quick)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any profile parameter, e.g. --set cnn.epochs=5 (repeatable)")
+    p.add_argument("--universe", default=None, metavar="NAME",
+                   help="mock-universe physics variant from universes.yaml (default: observed)")
+    p.add_argument("--instrument", default=None, metavar="NAME",
+                   help="observing set-up from instruments.yaml (default: ideal)")
 
 
 def _dataset_arg(p: argparse.ArgumentParser) -> None:
@@ -99,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if getattr(args, "source", None):
         overrides.append(f"data.source={args.source}")
+    if getattr(args, "universe", None):
+        overrides.append(f"mock.universe={args.universe}")
+    if getattr(args, "instrument", None):
+        overrides.append(f"observe.instrument={args.instrument}")
     cfg = load_config(args.profile, overrides)
 
     if args.command == "dataset":

@@ -20,9 +20,42 @@ class ConfigError(ValueError):
     """A profile name or override that does not exist or cannot be parsed."""
 
 
-def _profiles_data() -> dict:
-    text = resources.files("analysis_lib").joinpath("profiles.yaml").read_text()
+def _package_yaml(name: str) -> dict:
+    text = resources.files("analysis_lib").joinpath(name).read_text()
     return yaml.safe_load(text)
+
+
+def _profiles_data() -> dict:
+    return _package_yaml("profiles.yaml")
+
+
+def universes() -> dict[str, dict]:
+    """The mock universe's physics variants (universes.yaml): name -> {description, knobs}."""
+    return _package_yaml("universes.yaml")["universes"]
+
+
+def instruments() -> dict[str, dict]:
+    """The observing set-ups (instruments.yaml): name -> its fields."""
+    return _package_yaml("instruments.yaml")["instruments"]
+
+
+def _universe_knobs(name: str) -> dict:
+    table = universes()
+    if name not in table:
+        raise ConfigError(f"unknown universe mock.universe='{name}' "
+                          f"(choose from {', '.join(table)})")
+    knobs = table[name].get("knobs") or {}
+    if "universe" in knobs:
+        raise ConfigError(f"universes.yaml: universe '{name}' may not set 'universe'")
+    return knobs
+
+
+def _instrument(name: str) -> dict:
+    table = instruments()
+    if name not in table:
+        raise ConfigError(f"unknown instrument observe.instrument='{name}' "
+                          f"(choose from {', '.join(table)})")
+    return {"name": name, **copy.deepcopy(table[name])}
 
 
 def _deep_merge(base: dict, over: dict, path: str = "") -> dict:
@@ -65,15 +98,31 @@ def _nest(dotted: dict[str, Any]) -> dict:
 
 def load_config(profile: str = "quick",
                 overrides: dict[str, Any] | list[str] | None = None) -> dict:
-    """Defaults, then the profile, then overrides ({'cnn.epochs': 3} or ['cnn.epochs=3'])."""
+    """Defaults, profile, universe knobs, instrument, then overrides.
+
+    Overrides are {'cnn.epochs': 3} or ['cnn.epochs=3']. The universe (mock.universe) overrides
+    physics knobs of the `mock` section; the instrument (observe.instrument) becomes the section
+    cfg['instrument']; explicit overrides win over both, so `--set mock.contraction=false` in the
+    tng_like universe is honoured.
+    """
     data = _profiles_data()
     if profile not in data["profiles"]:
         raise ConfigError(f"unknown profile '{profile}' (choose from {', '.join(PROFILES)})")
-    cfg = _deep_merge(data["defaults"], data["profiles"][profile])
+    base = _deep_merge(data["defaults"], data["profiles"][profile])
+    nested: dict = {}
     if overrides:
         if isinstance(overrides, list):
             overrides = dict(parse_override(o) for o in overrides)
-        cfg = _deep_merge(cfg, _nest(overrides))
+        nested = _nest(overrides)
+    instrument_over = nested.pop("instrument", {}) if isinstance(nested.get("instrument"),
+                                                                 dict) else {}
+    if "instrument" in nested:
+        raise ConfigError("configuration key 'instrument' is a section, not a value")
+    chosen = _deep_merge(base, nested)
+    base["mock"] = _deep_merge(base["mock"], _universe_knobs(chosen["mock"]["universe"]), "mock.")
+    cfg = _deep_merge(base, nested)
+    cfg["instrument"] = _deep_merge(_instrument(cfg["observe"]["instrument"]), instrument_over,
+                                    "instrument.")
     cfg["profile"] = profile
     return cfg
 
