@@ -133,14 +133,14 @@ def test_catalogue_centre_gives_same_galaxy(cutdir, truth):
 
 def test_csv_catalogue_used_when_potential_missing(tmp_path, truth):
     write_cutout(cutout_path(tmp_path, SID), truth, drop=("PartType4/Potential",))
-    with pytest.raises(GalaxyInputError, match="PartType4/Potential"):
-        TngCutoutSource(tmp_path).load(SID)
+    alone = TngCutoutSource(tmp_path).load(SID)  # no catalogue: shrinking sphere on the stars
+    assert alone.meta["centre_method"].startswith("shrinking sphere")
     cols = "id,pos_x,pos_y,pos_z,vel_x,vel_y,vel_z"
     vals = [SID, *truth["centre"], *truth["v_sys"]]
     row = ",".join(str(float(v)) for v in vals)
     (tmp_path / "subhalos.csv").write_text(f"{cols}\n{row}\n")
     gal = TngCutoutSource(tmp_path).load(SID)
-    assert gal.stars.potential is None
+    assert gal.stars.potential is None and gal.meta["centre_method"] == "catalogue SubhaloPos"
     np.testing.assert_allclose(gal.stars.pos, truth["stars"]["pos"], atol=1e-6)
 
 

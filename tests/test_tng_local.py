@@ -99,3 +99,23 @@ def test_multi_file_simulation_reads_the_same_galaxies(sim, tmp_path):
         for x, y in ((a.stars.pos, b.stars.pos), (a.stars.mass, b.stars.mass),
                      (a.gas.pos, b.gas.pos), (a.dm.pos, b.dm.pos)):
             np.testing.assert_array_equal(x, y)
+
+
+def test_workers_do_not_rescan_the_group_catalogue(tmp_path, monkeypatch):
+    """A build makes one source per worker and only the parent asks for galaxy_ids(): building
+    the source must not scan the group catalogue, and a process scans it at most once."""
+    import illustris_python as il
+
+    base = write_fake_simulation(tmp_path, [make_truth(seed=10), make_truth(seed=13)])
+    calls = []
+    real = il.groupcat.loadSubhalos
+    monkeypatch.setattr(il.groupcat, "loadSubhalos",
+                        lambda *a, **k: calls.append(k.get("fields")) or real(*a, **k))
+    worker = TngLocalSource(base, cfg=CFG, snap=99)  # what every build worker does
+    worker.load(1)
+    assert calls == []
+    assert TngLocalSource(base, cfg=CFG, snap=99).galaxy_ids() == [0, 1]
+    n_scan = len(calls)
+    assert n_scan > 0
+    assert TngLocalSource(base, cfg=CFG, snap=99).galaxy_ids() == [0, 1]  # cached
+    assert len(calls) == n_scan

@@ -4,6 +4,10 @@ Three ways in, one conversion (convert.py) and one interface (`.galaxy_ids()`, `
 - `TngCutoutSource`: a directory of cutout_{id}.hdf5 files (from the web API or elsewhere);
 - `TngLocalSource`: a local copy of the simulation read with illustris_python;
 - `api.fetch_sample`: downloads the paper's sample as cutouts (needs TNG_API_KEY).
+
+Helpers: centring.py (shrinking-sphere centre when a cutout has no Potential), crosscheck.py
+(particles against the Subfind catalogue, per galaxy), selection.py (cuts; TNG50/100/300 facts),
+photcompare.py (M_r, g - r against the Nelson+18 stellar-photometry catalogue).
 """
 
 from __future__ import annotations

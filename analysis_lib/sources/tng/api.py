@@ -2,17 +2,38 @@
 
 Standard library only (urllib). The API key is read from the environment variable TNG_API_KEY and
 sent in the 'api-key' header; it is never printed, logged, written to a file or put in an
-exception message, and it is not forwarded when a redirect or a `next` link leaves the API host.
+exception message, and it is never sent to another host or over plain http: a base URL must be
+https (plain http only to a loopback host, for tests); an `http://` link in a response (the
+service's own `next` and `url` fields may use http) is upgraded to https when it points at the
+API's own host and refused otherwise; a redirect that changes host or scheme loses the key.
+Every request sends `Accept: */*`, as the official examples do (python `requests`' default): the
+service behaves like Django REST framework, which answers 406 when no renderer matches the Accept
+header, and 406 is not retried.
 
 Behaviour, for a service with no published rate limit:
 - one request at a time, in sequence;
 - HTTP 429 and 5xx, dropped connections and truncated bodies are retried with exponential
   back-off (honouring Retry-After), up to `max_retries` times;
-- cutouts are written to `cutout_{id}.hdf5.part`, checked (byte count against Content-Length,
-  opens as HDF5 with a Header), then renamed: an interrupted run never leaves a partial
-  `cutout_{id}.hdf5`, and a rerun skips every complete file (resumable);
+- cutouts are written to a unique `.cutout_{id}.hdf5.*.part`, checked (byte count against
+  Content-Length, opens as HDF5 with a Header), then renamed: an interrupted run never leaves
+  a partial `cutout_{id}.hdf5`, and a rerun skips every complete file (resumable);
 - `subhalos.json` (catalogue.py) records the selection and the simulation's box size, h,
-  dark-matter particle mass and the snapshot redshift, which cutout headers may lack.
+  dark-matter particle mass and the snapshot redshift, which cutout headers may lack. A rerun
+  merges into it (a smaller `--limit` never removes entries that cutouts on disk rely on);
+  `--details` fetches only the records still missing and saves them every few records.
+- Download order: smallest galaxies first (the list is requested with order_by=mass_stars and
+  sorted locally by mass_log_msun, the total mass, which sets a cutout's size), so `--limit 50`
+  gives 50 small, quick cutouts rather than the largest groups' centrals (order_by=id).
+
+Volume (fields per particle; Coordinates are float64, the rest float32): stars 88 bytes (all used);
+gas 40 bytes (Velocities, 12 bytes per cell, are not requested: nothing uses them); dark matter
+24 bytes (Coordinates only; Velocities, 12 bytes, not requested). Dark matter is most of a cutout
+(~1e5 particles for a 1e12 Msun subhalo in TNG100-1). A subhalo cutout already holds only the
+subhalo's own bound particles (not its FoF group's). Their coordinates are all kept: the targets
+need M_DM(<r) at R_half and 2 R_half, and the circularity model (observe/circularity.py) needs
+M(<r) out to 10x its 2 R_half aperture; the API documents no radius-limited subhalo cutout. (The
+full records' massinhalfrad_dm / massinrad_dm would give the two apertures without particles but
+not the profile; not used.)
 
 Selection (paper's cuts, catalogue units 1e10 Msun/h, see selection.py): mass_stars above the
 stellar-mass cut, mass (total Subfind mass) below the cluster cut, subhaloflag = 1, at the
@@ -35,7 +56,7 @@ from pathlib import Path
 from analysis_lib.sources.tng.catalogue import write_catalogue
 from analysis_lib.sources.tng.convert import BH, DM, FIELDS, GAS, STARS, tng_settings
 from analysis_lib.sources.tng.cutouts import cutout_path
-from analysis_lib.sources.tng.selection import catalogue_mass_limits
+from analysis_lib.sources.tng.selection import catalogue_mass_limits, check_simulation_record
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +64,11 @@ API_BASE = "https://www.tng-project.org/api/"
 API_KEY_ENV = "TNG_API_KEY"
 _API_NAMES = {STARS: "stars", GAS: "gas", DM: "dm", BH: "bhs"}
 _CHUNK = 1 << 16
+ACCEPT = "*/*"  # what python requests sends, as in the TNG API documentation's examples
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Fields read when present but not downloaded: nothing downstream uses them (volume, above).
+_NOT_DOWNLOADED = {GAS: ("Velocities",), DM: ("Velocities",)}
+DETAIL_FIELDS = ("pos_x", "vel_x", "mass_stars", "halfmassrad_stars")  # what --details adds
 
 
 class TngApiError(RuntimeError):
@@ -50,16 +76,18 @@ class TngApiError(RuntimeError):
 
 
 def cutout_fields(include_dm_velocities: bool = False) -> dict[str, str]:
-    """The cutout query: per particle type, the fields the conversion reads (convert.FIELDS).
+    """The cutout query: per particle type, the fields the conversion uses (convert.FIELDS).
 
-    Dark-matter velocities are skipped by default (the targets need only DM positions), which
-    roughly halves the download.
+    As the API's documented syntax, `?stars=Coordinates,Masses,...&gas=...&dm=Coordinates`.
+    Gas and dark-matter velocities are left out (nothing uses them; `include_dm_velocities`
+    asks for the DM ones).
     """
     query = {}
     for group, (required, optional) in FIELDS.items():
-        names = list(required) + list(optional)
-        if group == DM and not include_dm_velocities:
-            names = list(required)
+        skip = set(_NOT_DOWNLOADED.get(group, ()))
+        if group == DM and include_dm_velocities:
+            skip.discard("Velocities")
+        names = [n for n in list(required) + list(optional) if n not in skip]
         query[_API_NAMES[group]] = ",".join(names)
     return query
 
@@ -76,12 +104,13 @@ def is_complete_cutout(path: Path) -> bool:
 
 
 class _SameHostRedirect(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, but drop the api-key header when the redirect leaves the host."""
+    """Follow redirects, but drop the api-key header when the redirect changes host or scheme."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urllib.parse.urlsplit(newurl).netloc != \
-                urllib.parse.urlsplit(req.full_url).netloc:
+        old_parts, new_parts = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if new is not None and (new_parts.netloc, new_parts.scheme) != \
+                (old_parts.netloc, old_parts.scheme):
             for key in list(new.headers):
                 if key.lower() == "api-key":
                     del new.headers[key]
@@ -105,7 +134,12 @@ class TngApiClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self._sleep = sleep
-        self._host = urllib.parse.urlsplit(self.base_url).netloc
+        base = urllib.parse.urlsplit(self.base_url)
+        self._host, self._scheme = base.netloc, base.scheme
+        if base.scheme != "https" and not (base.scheme == "http"
+                                           and base.hostname in _LOOPBACK):
+            raise TngApiError(f"refusing to send the API key to {base.scheme}://{base.netloc}: "
+                              "the API base URL must be https")
         self._opener = urllib.request.build_opener(_SameHostRedirect())
 
     def __repr__(self) -> str:
@@ -113,15 +147,24 @@ class TngApiClient:
 
     # -- transport ---------------------------------------------------------------------------
     def url(self, path: str, params: Mapping | None = None) -> str:
-        """Absolute URL for a path below the base (or an absolute URL on the API host)."""
+        """Absolute URL for a path below the base (or an absolute URL on the API host).
+
+        An absolute URL must name the API's host; an `http://` one is upgraded to https when the
+        base is https (the service's own links), and any other scheme change is refused.
+        """
         url = path if "://" in path else urllib.parse.urljoin(self.base_url, path.lstrip("/"))
-        if urllib.parse.urlsplit(url).netloc != self._host:
+        parts = urllib.parse.urlsplit(url)
+        if parts.netloc != self._host:
             raise TngApiError(f"refusing to send the API key to another host: {url}")
+        if parts.scheme != self._scheme:
+            if not (parts.scheme == "http" and self._scheme == "https"):
+                raise TngApiError(f"refusing to send the API key over {parts.scheme}: {url}")
+            url = urllib.parse.urlunsplit(parts._replace(scheme="https"))
         if params:
             url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
         return url
 
-    def _open(self, url: str, accept: str):
+    def _open(self, url: str, accept: str = ACCEPT):
         """Open a URL with retries on 429/5xx and connection errors; returns the response."""
         request = urllib.request.Request(url, headers={"api-key": self._key, "Accept": accept})
         for attempt in range(self.max_retries + 1):
@@ -150,7 +193,7 @@ class TngApiClient:
         """GET a JSON document (retried as in _open)."""
         url = self.url(path, params)
         for attempt in range(self.max_retries + 1):
-            with self._open(url, "application/json") as resp:
+            with self._open(url) as resp:
                 try:
                     body = resp.read()
                 except (http.client.HTTPException, OSError) as exc:
@@ -165,10 +208,17 @@ class TngApiClient:
         raise AssertionError("unreachable")
 
     def download(self, path: str, dest: Path, params: Mapping | None = None) -> Path:
-        """Download to dest atomically: dest.part, verify (length, HDF5 Header), rename."""
+        """Download to dest atomically: a unique .part file, checked (length, HDF5 Header),
+        then renamed."""
+        from analysis_lib.io import os_error_line, unique_tmp
+
         url = self.url(path, params)
         dest = Path(dest)
-        part = dest.with_name(dest.name + ".part")
+        try:  # a unique name: two downloads of one cutout never share a partial file
+            part = unique_tmp(dest, ".part")
+        except OSError as exc:
+            raise TngApiError(f"{dest}: cannot write the download ({os_error_line(exc)})"
+                              ) from None
         try:
             for attempt in range(self.max_retries + 1):
                 problem = self._download_once(url, part)
@@ -180,24 +230,40 @@ class TngApiClient:
                 self._sleep(self.backoff_s * 2**attempt)
             if not is_complete_cutout(part):
                 raise TngApiError(f"{url} did not return an HDF5 file with a Header group")
-            os.replace(part, dest)
+            try:
+                os.replace(part, dest)
+            except OSError as exc:
+                raise TngApiError(f"{dest}: cannot store the download ({os_error_line(exc)})"
+                                  ) from None
         finally:
             part.unlink(missing_ok=True)
         return dest
 
     def _download_once(self, url: str, part: Path) -> str | None:
         """One attempt; returns None on success or a description of what went wrong."""
-        with self._open(url, "application/x-hdf5, application/octet-stream") as resp:
+        with self._open(url) as resp:
             expected = resp.headers.get("Content-Length")
+            if expected is not None:
+                try:
+                    expected = int(expected)
+                    if expected < 0:
+                        raise ValueError
+                except ValueError:
+                    return f"bad Content-Length {resp.headers.get('Content-Length')!r}"
             received = 0
             try:
-                with open(part, "wb") as fh:
+                fh = open(part, "wb")  # noqa: SIM115 - closed below
+            except OSError as exc:  # not retried: the disk, not the network, is at fault
+                raise TngApiError(f"{part}: cannot write the download ({exc.strerror})"
+                                  ) from None
+            try:
+                with fh:
                     while chunk := resp.read(_CHUNK):
                         fh.write(chunk)
                         received += len(chunk)
             except (http.client.HTTPException, OSError) as exc:
                 return f"download interrupted ({type(exc).__name__}) after {received} bytes"
-        if expected is not None and received != int(expected):
+        if expected is not None and received != expected:
             return f"truncated download: {received} of {expected} bytes"
         return None
 
@@ -207,10 +273,15 @@ class TngApiClient:
         return self.get_json(f"{self.simulation}/")
 
     def select_subhalos(self, snapshot: int, mass_stars_min: float, mass_max: float,
-                        page_size: int = 1000, limit: int | None = None) -> list[dict]:
-        """Subhalo list records passing the cuts (catalogue units), following `next` links."""
+                        page_size: int = 1000, limit: int | None = None,
+                        order_by: str = "mass_stars") -> list[dict]:
+        """Subhalo list records passing the cuts (catalogue units), following `next` links.
+
+        The service's list records are short, `{id, sfr, mass_log_msun, url}`; the full record
+        is `subhalo()`. Ordered by `order_by` (ascending stellar mass: small galaxies first).
+        """
         params = {"mass_stars__gt": repr(float(mass_stars_min)), "mass__lt": repr(float(mass_max)),
-                  "subhaloflag": 1, "limit": int(page_size), "order_by": "id"}
+                  "subhaloflag": 1, "limit": int(page_size), "order_by": order_by}
         page = self.get_json(f"{self.simulation}/snapshots/{int(snapshot)}/subhalos/", params)
         records = list(page.get("results", []))
         while page.get("next") and (limit is None or len(records) < limit):
@@ -243,32 +314,78 @@ class TngApiClient:
         return paths
 
 
+def download_order(records: list[dict]) -> list[dict]:
+    """Records smallest first: by mass_log_msun (total mass, which sets a cutout's size) when
+    every record has it, else in the order given (the list's own order_by)."""
+    if records and all(r.get("mass_log_msun") is not None for r in records):
+        return sorted(records, key=lambda r: float(r["mass_log_msun"]))
+    return list(records)
+
+
 def fetch_sample(cfg: Mapping, out_dir: str | Path, client: TngApiClient | None = None,
                  limit: int | None = None, details: bool = False,
-                 progress: bool = True) -> list[int]:
+                 progress: bool = True, flush_every: int = 25) -> list[int]:
     """Select the paper's sample from the API and download its cutouts into out_dir.
 
-    Writes subhalos.json (selection plus simulation facts) first, then the cutouts; rerunning
-    resumes. With `details`, each subhalo's full record (SubhaloPos/Vel, ...) is fetched too (one
-    more request per galaxy), enabling tng.centre = 'catalogue'. Returns the selected ids.
+    Writes subhalos.json (selection plus simulation facts) first, merged with what is already
+    there (a rerun never drops entries), then the cutouts, smallest galaxies first; rerunning
+    resumes. With `details`, each subhalo's full record (SubhaloPos/Vel, mass_stars,
+    halfmassrad_stars) is fetched too, one request per galaxy that lacks it, saved every
+    `flush_every` records: this enables tng.centre = 'catalogue' and the per-galaxy catalogue
+    cross-check (crosscheck.py). Returns the selected ids in download order.
     """
     settings = tng_settings(cfg)
     client = client or TngApiClient(simulation=settings["simulation"],
                                     base_url=settings.get("api_base", API_BASE))
     snapshot = int(settings["snapshot"])
+    out_dir = Path(out_dir)
+    known = _existing_records(out_dir, client.simulation, snapshot)
     sim = client.simulation_info()
     redshift = client.get_json(f"{client.simulation}/snapshots/{snapshot}/").get("redshift")
     hubble = float(sim.get("hubble", 0.6774))
+    for problem in check_simulation_record(client.simulation, sim.get("boxsize"),
+                                           sim.get("hubble"), sim.get("mass_dm")):
+        log.warning("TNG API simulation record: %s", problem)
     mstar_min, mass_max = catalogue_mass_limits(cfg, hubble)
-    records = client.select_subhalos(snapshot, mstar_min, mass_max, limit=limit)
+    selected = download_order(client.select_subhalos(snapshot, mstar_min, mass_max, limit=limit))
+    ids = [int(r["id"]) for r in selected]
+    for rec in selected:  # list fields refresh, fields fetched earlier (details) stay
+        known[int(rec["id"])] = {**known.get(int(rec["id"]), {}), **rec}
+
+    def save() -> None:
+        write_catalogue(out_dir, list(known.values()), simulation=client.simulation,
+                        snapshot=snapshot, box_size=sim.get("boxsize"), hubble=hubble,
+                        mass_dm=sim.get("mass_dm"), redshift=redshift)
+
+    save()
     if details:
-        records = [client.subhalo(snapshot, int(r["id"])) for r in records]
-    write_catalogue(out_dir, records, simulation=client.simulation, snapshot=snapshot,
-                    box_size=sim.get("boxsize"), hubble=hubble, mass_dm=sim.get("mass_dm"),
-                    redshift=redshift)
-    ids = [int(r["id"]) for r in records]
+        missing = [i for i in ids if any(known[i].get(k) is None for k in DETAIL_FIELDS)]
+        try:
+            for n, sid in enumerate(missing, start=1):
+                known[sid] = {**known[sid], **client.subhalo(snapshot, sid)}
+                if n % flush_every == 0:
+                    save()
+        finally:
+            save()  # what arrived is kept, even when a request fails for good
     client.download_cutouts(ids, out_dir, snapshot, progress=progress)
     return ids
+
+
+def _existing_records(out_dir: Path, simulation: str, snapshot: int) -> dict[int, dict]:
+    """Records of the subhalos.json already in out_dir (by id), refusing another simulation's."""
+    from analysis_lib.particles import GalaxyInputError
+    from analysis_lib.sources.tng.catalogue import CATALOGUE_JSON, read_catalogue
+
+    if not (out_dir / CATALOGUE_JSON).exists():
+        return {}
+    try:
+        cat = read_catalogue(out_dir)
+    except GalaxyInputError as exc:
+        raise TngApiError(f"{exc}; move it away to start afresh") from None
+    if (cat.simulation, cat.snapshot) != (simulation, snapshot):
+        raise TngApiError(f"{cat.path} holds {cat.simulation} snapshot {cat.snapshot}, not "
+                          f"{simulation} snapshot {snapshot}: use another --out directory")
+    return {int(k): dict(v) for k, v in cat.records.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,7 +402,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="configuration override, e.g. tng.simulation=TNG50-1")
     parser.add_argument("--limit", type=int, default=None, help="at most this many subhalos")
     parser.add_argument("--details", action="store_true",
-                        help="also fetch each subhalo's record (SubhaloPos/Vel)")
+                        help="also fetch each subhalo's full record (SubhaloPos/Vel, mass_stars, "
+                             "halfmassrad_stars: catalogue centre and cross-check); only the "
+                             "missing ones are fetched")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = load_config(args.profile, args.set)

@@ -5,12 +5,16 @@ client therefore writes `subhalos.json` next to the cutouts:
 
     {"simulation": "TNG100-1", "snapshot": 99, "boxsize": 75000.0, "hubble": 0.6774,
      "mass_dm": ..., "redshift": 0.0,
-     "subhalos": [{"id": 12, "mass_stars": ..., "pos_x": ..., "vel_x": ..., ...}, ...]}
+     "subhalos": [{"id": 12, "sfr": ..., "mass_log_msun": ..., "url": ...}, ...]}
 
-Records use the API's names and code units (pos_* in ckpc/h, vel_* peculiar km/s, masses in
-1e10 Msun/h). A user may instead supply `subhalos.csv` with at least an `id` column (and pos_x..z,
-vel_x..z for a catalogue centre). Both are optional: the default centre is the stars' potential
-minimum, found in the cutout itself.
+Records use the API's names and code units. The service's subhalo LIST gives only
+`{id, sfr, mass_log_msun, url}` (LIST_FIELDS: sfr in Msun/yr, mass_log_msun = log10 of the total
+Subfind mass in Msun); `--details` merges in each subhalo's full record (pos_* in ckpc/h, vel_*
+peculiar km/s, mass_stars in 1e10 Msun/h, halfmassrad_stars in ckpc/h, ...), which the catalogue
+centre and the per-galaxy cross-check (crosscheck.py) need. A user may instead supply
+`subhalos.csv` with at least an `id` column (and pos_x..z, vel_x..z for a catalogue centre,
+mass_stars / halfmassrad_stars for the cross-check). Both are optional: the default centre is the
+stars' potential minimum, found in the cutout itself.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from analysis_lib.particles import GalaxyInputError
 
 CATALOGUE_JSON = "subhalos.json"
 CATALOGUE_CSV = "subhalos.csv"
+LIST_FIELDS = ("id", "sfr", "mass_log_msun", "url")  # what the API's subhalo list returns
 
 
 @dataclass

@@ -18,7 +18,9 @@ here, so the unit conventions live in one place (TNG data specifications, Nelson
 Centre and systemic velocity (documented choice): by default the position of the star particle with
 the lowest Potential (Subfind's SubhaloPos is also the potential minimum, of all particle types)
 and the mass-weighted mean velocity of the stars within 2 R_half (3D, about that centre), which is
-what an observer's systemic velocity measures. A catalogue position and velocity (SubhaloPos,
+what an observer's systemic velocity measures. Without a Potential and a catalogue position, the
+shrinking-sphere centre of the stars (centring.py, Power et al. 2003). meta['centre_method']
+records which. A catalogue position and velocity (SubhaloPos,
 SubhaloVel, already peculiar km/s) are used instead when given.
 
 Galaxy type (documented choice): the paper used Wang et al. (2020), whose criterion (luminosity
@@ -42,6 +44,7 @@ import numpy as np
 
 from analysis_lib.particles import Galaxy, GalaxyInputError, Gas, ParticleSet, Stars
 from analysis_lib.sources.tng import cosmology
+from analysis_lib.sources.tng.centring import SHRINKING_SPHERE_METHOD, shrinking_sphere_centre
 from analysis_lib.sources.tng.photometry import SUN_ABS_MAG_AB, band_luminosities
 
 RawSubhalo = dict[str, dict[str, np.ndarray]]  # 'PartType4' -> {'Coordinates': array, ...}
@@ -50,8 +53,9 @@ STARS, GAS, DM, BH = "PartType4", "PartType0", "PartType1", "PartType5"
 STAR_FIELDS_REQUIRED = ("Coordinates", "Velocities", "Masses", "GFM_StellarFormationTime",
                         "GFM_Metallicity", "GFM_StellarPhotometrics")
 STAR_FIELDS_OPTIONAL = ("Potential", "GFM_InitialMass")
-GAS_FIELDS_REQUIRED = ("Coordinates", "Velocities", "Masses", "GFM_Metallicity")
-GAS_FIELDS_OPTIONAL = ("StarFormationRate",)
+GAS_FIELDS_REQUIRED = ("Coordinates", "Masses", "GFM_Metallicity")
+# gas velocities are read when present but nothing downstream uses them (NaN when absent)
+GAS_FIELDS_OPTIONAL = ("StarFormationRate", "NeutralHydrogenAbundance", "Velocities")
 DM_FIELDS_REQUIRED = ("Coordinates",)
 DM_FIELDS_OPTIONAL = ("Velocities",)
 BH_FIELDS_OPTIONAL = ("Masses",)
@@ -244,10 +248,9 @@ def subhalo_to_galaxy(raw: RawSubhalo, header: TngHeader, galaxy_id: int, *, ori
         pot = _finite(st["Potential"], STARS, "Potential", origin)
         centre = coords[is_star][np.argmin(pot[is_star])]
         centre_method = "potential minimum of the stars"
-    else:
-        raise GalaxyInputError(
-            f"{origin}: field '{STARS}/Potential' is missing and no catalogue position was "
-            "given (subhalos.json pos_x/pos_y/pos_z), so the galaxy centre is unknown")
+    else:  # no Potential, no catalogue position: shrinking sphere on the stars (centring.py)
+        centre = shrinking_sphere_centre(coords[is_star], masses[is_star], header.box_size)
+        centre_method = SHRINKING_SPHERE_METHOD
 
     pos_all = _positions(coords, centre, header)
     vel_all = _velocities(vels, header)
@@ -327,23 +330,51 @@ def subhalo_to_galaxy(raw: RawSubhalo, header: TngHeader, galaxy_id: int, *, ori
     return Galaxy(galaxy_id=int(galaxy_id), stars=stars, gas=gas, dm=dm, meta=meta)
 
 
+def neutral_fraction(sfr: np.ndarray, neutral_h: np.ndarray | None) -> np.ndarray:
+    """Neutral (HI + H2) fraction of each gas cell's hydrogen, what the dust column weighs.
+
+    NeutralHydrogenAbundance where the file has it (as Nelson et al. 2018's resolved dust model
+    does), except that star-forming cells (StarFormationRate > 0) count as fully neutral: their
+    gas is the cold phase of the Springel & Hernquist (2003) two-phase ISM, where dust lives
+    (a documented choice: the effective-model abundance of these cells describes the two-phase
+    mixture, not its cold clouds). Without the field, only star-forming cells count (a lower
+    bound on the neutral gas).
+    """
+    cold = np.asarray(sfr, dtype=np.float64) > 0.0
+    if neutral_h is None:
+        return cold.astype(np.float64)
+    return np.where(cold, 1.0, np.clip(np.asarray(neutral_h, dtype=np.float64), 0.0, 1.0))
+
+
 def _gas(raw: RawSubhalo, header: TngHeader, centre: np.ndarray, v_sys: np.ndarray, origin: str,
          wind: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> Gas:
-    """Gas cells, with the wind-phase cells of PartType4 appended (sfr 0, flagged 'is_wind')."""
+    """Gas cells, with the wind-phase cells of PartType4 appended (sfr 0, flagged 'is_wind').
+
+    extra: 'sfr' (Msun/yr), 'is_wind', 'neutral_fraction' (see neutral_fraction; 0 for wind
+    cells, which are hydrodynamically decoupled launch-phase wind, not ISM).
+    """
     _require(raw, GAS, GAS_FIELDS_REQUIRED, origin)
     n = _check_rows(raw, GAS, origin)
     g = raw[GAS]
     pos = _positions(_finite(g["Coordinates"], GAS, "Coordinates", origin), centre, header)
-    vel = _velocities(_finite(g["Velocities"], GAS, "Velocities", origin), header) - v_sys
+    if "Velocities" in g:
+        vel = _velocities(_finite(g["Velocities"], GAS, "Velocities", origin), header) - v_sys
+    else:  # not downloaded (api.cutout_fields): nothing downstream uses gas velocities
+        vel = np.full((n, 3), np.nan)
     mass = _mass_msun(_finite(g["Masses"], GAS, "Masses", origin), header)
     z = np.asarray(g["GFM_Metallicity"], dtype=np.float64)
     sfr = np.asarray(g.get("StarFormationRate", np.zeros(n)), dtype=np.float64)
+    neutral_h = None
+    if "NeutralHydrogenAbundance" in g:
+        neutral_h = _finite(g["NeutralHydrogenAbundance"], GAS, "NeutralHydrogenAbundance", origin)
     w_pos, w_vel, w_mass, w_z = wind
     nw = len(w_mass)
     return Gas(pos=np.concatenate([pos, w_pos]), vel=np.concatenate([vel, w_vel]),
                mass=np.concatenate([mass, w_mass]), metallicity=np.concatenate([z, w_z]),
                extra={"sfr": np.concatenate([sfr, np.zeros(nw)]),
-                      "is_wind": np.concatenate([np.zeros(n, bool), np.ones(nw, bool)])})
+                      "is_wind": np.concatenate([np.zeros(n, bool), np.ones(nw, bool)]),
+                      "neutral_fraction": np.concatenate([neutral_fraction(sfr, neutral_h),
+                                                          np.zeros(nw)])})
 
 
 def _dark_matter(raw: RawSubhalo, header: TngHeader, centre: np.ndarray, v_sys: np.ndarray,

@@ -6,6 +6,9 @@ Unit conversion, centring and the galaxy type are in convert.py (shared with the
 reader). The centre comes from the cutout's star Potential unless cfg tng.centre is 'catalogue'
 or the Potential was not downloaded; then from `subhalos.json`/`subhalos.csv` (catalogue.py).
 A cutout header without BoxSize (or MassTable) takes it from the catalogue's `boxsize` (`mass_dm`).
+Without Potential and catalogue position the centre is the stars' shrinking sphere (centring.py).
+Each galaxy is cross-checked against its catalogue record when that has `mass_stars` /
+`halfmassrad_stars` (crosscheck.py; `--details` downloads fetch them).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from analysis_lib.sources.tng.convert import (
     subhalo_to_galaxy,
     tng_settings,
 )
+from analysis_lib.sources.tng.crosscheck import apply_catalogue_check, check_mode
 from analysis_lib.sources.tng.photometry import SUN_ABS_MAG_AB
 
 CUTOUT_NAME = "cutout_{id}.hdf5"
@@ -88,6 +92,7 @@ class TngCutoutSource:
         if self.settings["centre"] not in ("potential", "catalogue"):
             raise ValueError(f"tng.centre must be 'potential' or 'catalogue', "
                              f"not {self.settings['centre']!r}")
+        check_mode(cfg)  # a bad tng.catalogue_check fails here, not in every galaxy
         self.catalogue: SubhaloCatalogue | None = read_catalogue(self.directory)
         self._ids = None if subhalo_ids is None else sorted(int(i) for i in subhalo_ids)
 
@@ -114,9 +119,12 @@ class TngCutoutSource:
                                       fallback=cat.header_fallback() if cat is not None else None)
         centre, velocity = self._catalogue_centre(raw, galaxy_id, path)
         snapshot = cat.snapshot if cat is not None and cat.snapshot is not None else None
-        return subhalo_to_galaxy(raw, header, galaxy_id, origin=str(path), cfg=self.cfg,
-                                 snapshot=snapshot, centre_ckpc_h=centre,
-                                 bulk_velocity_kms=velocity)
+        galaxy = subhalo_to_galaxy(raw, header, galaxy_id, origin=str(path), cfg=self.cfg,
+                                   snapshot=snapshot, centre_ckpc_h=centre,
+                                   bulk_velocity_kms=velocity)
+        record = cat.records.get(int(galaxy_id)) if cat is not None else None
+        return apply_catalogue_check(galaxy, record, header.scale_factor, header.hubble,
+                                     self.cfg, str(path))
 
     def _catalogue_centre(self, raw: RawSubhalo, galaxy_id: int,
                           path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
