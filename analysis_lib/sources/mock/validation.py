@@ -25,7 +25,7 @@ import pandas as pd
 from analysis_lib.particles import Galaxy
 from analysis_lib.sources.mock import relations as rel
 from analysis_lib.sources.mock.dynamics import integrate_orbits
-from analysis_lib.sources.mock.ssp import SUN_ABS_MAG_LSST_AB
+from analysis_lib.sources.mock.ssp import SUN_ABS_MAG_SDSS_AB
 
 
 def _weighted_radius(r: np.ndarray, w: np.ndarray, frac: float) -> float:
@@ -40,7 +40,7 @@ def summarise_galaxy(g: Galaxy) -> dict:
     m_star = float(s.mass.sum())
     l_r, l_g = s.lum["r"], s.lum["g"]
     g_r = float(-2.5 * np.log10(l_g.sum() / l_r.sum())
-                + SUN_ABS_MAG_LSST_AB["g"] - SUN_ABS_MAG_LSST_AB["r"])
+                + SUN_ABS_MAG_SDSS_AB["g"] - SUN_ABS_MAG_SDSS_AB["r"])
     r_half = g.half_mass_radius()
     r_proj = np.hypot(s.pos[:, 0], s.pos[:, 1])
     re = _weighted_radius(r_proj, l_r, 0.5)
@@ -85,7 +85,7 @@ def _stats(delta: np.ndarray) -> tuple[float, float]:
 
 
 def relation_table(population: pd.DataFrame, summary: pd.DataFrame | None = None,
-                   size_relation: str = "shen03") -> pd.DataFrame:
+                   size_relation: str = "shen03_mass") -> pd.DataFrame:
     """Offset (median, dex) and scatter (half 16-84 %, dex) of the mock about each relation.
 
     Population-level rows use the drawn properties; the rest need `summary` (particles).
@@ -121,9 +121,14 @@ def relation_table(population: pd.DataFrame, summary: pd.DataFrame | None = None
         s = summary
         early = s["galaxy_type"] == "early"
         ms = 10 ** s["log_mstar"]
+        # measured radii are half-LIGHT radii: compare them with a half-light relation (the
+        # chosen one if it is of light, else Shen+2003, which TNG100's r-band sizes also match
+        # to < 0.25 dex, Genel+2018)
+        light_name = size_relation if rel.SIZE_RELATION_IS_LIGHT[size_relation] else "shen03"
+        light_fn = rel.SIZE_RELATIONS[light_name]
         for kind, sel in (("early", early), ("late", ~early)):
-            med, sig_ln = size_fn(ms[sel], np.full(sel.sum(), kind == "early"))
-            add(f"size-mass {kind} measured ({size_relation})",
+            med, sig_ln = light_fn(ms[sel], np.full(sel.sum(), kind == "early"))
+            add(f"size-mass {kind} measured ({light_name}, half-light)",
                 np.log10(s.loc[sel, "re_kpc"] / med), float(np.median(sig_ln)) / np.log(10),
                 "projected half-r-light radius from particles")
         add("sigma-M* (Zahid+2016), early", np.log10(s.loc[early, "sigma_e_kms"])
@@ -131,7 +136,7 @@ def relation_table(population: pd.DataFrame, summary: pd.DataFrame | None = None
         add("Tully-Fisher (Reyes+2011), late", np.log10(s.loc[~early, "v80_kms"])
             - rel.reyes11_log_v80(ms[~early]), 0.036, "V80 = v_circ at R80 (r light)")
         add("M/L_r vs g-r (Bell+2003, Kroupa)", s["log_ml_r"] - rel.bell03_log_ml_r(
-            s["g_minus_r"]), 0.1, "mock LSST g-r vs SDSS g-r; dust-free")
+            s["g_minus_r"]), 0.1, "mock SDSS g-r (BC03); dust-free")
         add("f_DM(<R_e) early vs ATLAS3D median", s.loc[early, "fdm_re"]
             - rel.ATLAS3D_FDM_RE_MEDIAN, np.nan, "difference in fraction, not dex")
         add("f_DM(<r_half) vs TNG100 floor 0.5", s["fdm_rhalf"] - rel.LOVELL18_FDM_RHALF_MIN,
@@ -268,7 +273,7 @@ def print_degeneracies(summary: pd.DataFrame, bin_width_dex: float = 0.2) -> pd.
 
 
 def relation_figures(population: pd.DataFrame, summary: pd.DataFrame | None = None,
-                     size_relation: str = "shen03") -> dict:
+                     size_relation: str = "shen03_mass") -> dict:
     """Figures of the mock against the published curves (matplotlib Figure objects)."""
     import matplotlib.pyplot as plt
 
@@ -341,7 +346,7 @@ def relation_figures(population: pd.DataFrame, summary: pd.DataFrame | None = No
           r"log$_{10}$ V$_{80}$ [km s$^{-1}$]", (lm, rel.reyes11_log_v80(10**lm)), "Reyes+2011")
     gr = np.linspace(0.0, 0.9, 50)
     panel("ml_colour", s["g_minus_r"].to_numpy(), s["log_ml_r"].to_numpy(),
-          "g - r [mag] (LSST, dust-free)", r"log$_{10}$ M$_*$/L$_r$ [M$_\odot$/L$_\odot$]",
+          "g - r [mag] (SDSS, dust-free)", r"log$_{10}$ M$_*$/L$_r$ [M$_\odot$/L$_\odot$]",
           (gr, rel.bell03_log_ml_r(gr)), "Bell+2003 (Kroupa)")
     panel("fdm_re", s["log_mstar"].to_numpy(), s["fdm_re"].to_numpy(), xm,
           r"f$_{DM}$(<R$_e$) (sphere)",
@@ -356,7 +361,7 @@ def relation_figures(population: pd.DataFrame, summary: pd.DataFrame | None = No
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.hist([s.loc[e, "g_minus_r"], s.loc[~e, "g_minus_r"]], bins=20, stacked=True,
             color=["C3", "C0"], label=["early", "late"])
-    ax.set_xlabel("g - r [mag] (LSST, dust-free)")
+    ax.set_xlabel("g - r [mag] (SDSS, dust-free)")
     ax.set_ylabel("number of galaxies")
     ax.legend()
     figs["colour_bimodality"] = fig
@@ -417,3 +422,271 @@ def equilibrium_drift(g: Galaxy, n_sub: int = 5000, n_tdyn: float = 6.0, seed: i
     d1 = np.mean([sigma(x, w) for x, w in zip(xs, vs, strict=False)], axis=0)
     return {"t_dyn_gyr": float(t_dyn), "n_tdyn": n_tdyn, "n_particles": len(p),
             "lagrangian_ratio": q1 / q0, "vrms_ratio": s1 / s0, "sigma_ratio": d1 / d0}
+
+
+# --- Dark-matter fractions and universes (issue 12, helper "Universes") ---------------------
+# Conventions, as the references measure them:
+# - f_DM(<r_half): dark / total mass in a sphere of the 3D half-stellar-mass radius (Lovell+2018,
+#   TNG100; the dataset's log_fdm target);
+# - f_DM(<R_e): dark / total mass in a sphere of radius R_e, the projected half-LIGHT radius
+#   (Cappellari+2013, ATLAS3D early types);
+# - disc fraction at 2.2 R_d: stellar-disc mass / total mass within 2.2 disc scale lengths of
+#   late types (Bershady+2011, DiskMass: 15-30 %), both as spherical enclosed masses (the
+#   mock's discs move in their monopole; a thin disc's own v^2 there is ~15-20 % higher).
+
+FDM_MASS_BINS = np.arange(10.0, 11.76, 0.25)  # log10 M* (Msun) bin edges for the medians
+
+
+def _stellar_components(comps: dict) -> tuple[str, ...]:
+    return tuple(c for c in ("bulge", "disc") if c in comps)
+
+
+def population_mass_fractions(population: pd.DataFrame, mcfg: dict) -> pd.DataFrame:
+    """Central dark-matter fractions of each population row from its exact mass model.
+
+    No particles are made (about 2 ms a galaxy), so a few hundred galaxies per universe take
+    seconds; the values equal the built galaxies' meta['fdm_rhalf_model']. The varying IMF
+    (mock.imf = varying) is applied as galaxy.build_galaxy does. R_e for the ATLAS3D
+    comparison is the drawn projected radius, turned into a half-light radius when the size
+    relation is one of half-mass radii (divided by relations.SZOMORU13_MASS_TO_LIGHT_SIZE).
+    """
+    from analysis_lib.sources.mock.galaxy import build_mass_model, imf_alpha
+
+    light = rel.SIZE_RELATION_IS_LIGHT.get(mcfg.get("size_relation", "shen03_mass"), False)
+    to_light = 1.0 if light else 1.0 / rel.SZOMORU13_MASS_TO_LIGHT_SIZE
+    rows = []
+    for _, row in population.iterrows():
+        model, comps = build_mass_model(row, mcfg)
+        r_half = model.half_mass_radius(_stellar_components(comps))
+        if mcfg.get("imf") == "varying":
+            sigma = float(np.sqrt(rel.G_KPC_KMS2_MSUN * model.enclosed_mass(r_half)
+                                  / (3 * r_half)))
+            model, comps = build_mass_model(row, mcfg, imf_alpha(sigma))
+            r_half = model.half_mass_radius(_stellar_components(comps))
+        re_light = float(row["re_kpc"]) * to_light
+        r22 = 2.2 * float(row["disc_rd_kpc"])
+        disc = (float(model.enclosed_mass(r22, "disc") / model.enclosed_mass(r22))
+                if "disc" in comps and not bool(row["early"]) else np.nan)
+        rows.append({
+            "galaxy_id": int(row["galaxy_id"]), "log_mstar": float(row["log_mstar"]),
+            "early": bool(row["early"]), "r_half_kpc": r_half,
+            "fdm_rhalf": float(model.enclosed_mass(r_half, "dm") / model.enclosed_mass(r_half)),
+            "re_light_kpc": re_light,
+            "fdm_re": float(model.enclosed_mass(re_light, "dm") / model.enclosed_mass(re_light)),
+            "disc_fraction_2p2rd": disc})
+    return pd.DataFrame(rows)
+
+
+def dataset_mass_fractions(table: pd.DataFrame) -> pd.DataFrame:
+    """The same columns from a dataset table (GalaxyDataset.table), one row per galaxy.
+
+    M* is twice the stellar mass inside the 3D half-stellar-mass radius (exact by definition
+    of that radius); f_DM(<r_half) = 10^log_fdm. The dataset has no R_e sphere or disc
+    fraction, so those columns are NaN.
+    """
+    need = {"galaxy_id", "log_mstar", "log_fdm", "galaxy_type", "rhalf_kpc"}
+    missing = need - set(table.columns)
+    if missing:
+        raise ValueError(f"dataset table lacks {', '.join(sorted(missing))}")
+    first = table.drop_duplicates("galaxy_id")
+    return pd.DataFrame({
+        "galaxy_id": first["galaxy_id"].astype(int).to_numpy(),
+        "log_mstar": (first["log_mstar"] + np.log10(2.0)).to_numpy(),
+        "early": (first["galaxy_type"] == 1).to_numpy(),
+        "r_half_kpc": first["rhalf_kpc"].to_numpy(),
+        "fdm_rhalf": (10 ** first["log_fdm"]).to_numpy(),
+        "re_light_kpc": np.nan, "fdm_re": np.nan, "disc_fraction_2p2rd": np.nan})
+
+
+def median_by_mass(frame: pd.DataFrame, column: str, bins: np.ndarray = FDM_MASS_BINS,
+                   select: np.ndarray | None = None, min_count: int = 3) -> pd.DataFrame:
+    """Median and 16-84 % range of `column` in bins of log M*; bins with < min_count are
+    dropped. `select` is an optional boolean mask of rows (e.g. early types)."""
+    f = frame if select is None else frame[np.asarray(select, bool)]
+    f = f[np.isfinite(f[column])]
+    out = []
+    for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+        v = f.loc[(f["log_mstar"] >= lo) & (f["log_mstar"] < hi), column].to_numpy()
+        if len(v) < min_count:
+            continue
+        p16, p50, p84 = np.percentile(v, [16, 50, 84])
+        out.append({"log_mstar_lo": lo, "log_mstar_hi": hi, "log_mstar": 0.5 * (lo + hi),
+                    "n": len(v), "median": p50, "p16": p16, "p84": p84})
+    return pd.DataFrame(out, columns=["log_mstar_lo", "log_mstar_hi", "log_mstar", "n",
+                                      "median", "p16", "p84"])
+
+
+def fdm_comparison_table(frames: dict[str, pd.DataFrame],
+                         bins: np.ndarray = FDM_MASS_BINS) -> pd.DataFrame:
+    """Per universe and M* bin: median f_DM(<r_half) beside TNG100 (Lovell+2018, approximate
+    curve), the median f_DM(<R_e) of early types beside ATLAS3D's 0.13, and the median disc
+    fraction at 2.2 R_d of late types beside DiskMass's 0.15-0.30."""
+    rows = []
+    for name, frame in frames.items():
+        all_ = median_by_mass(frame, "fdm_rhalf", bins).set_index("log_mstar")
+        early = median_by_mass(frame, "fdm_re", bins, frame["early"]).set_index("log_mstar")
+        late = median_by_mass(frame, "disc_fraction_2p2rd", bins,
+                              ~frame["early"].astype(bool)).set_index("log_mstar")
+        for centre, r in all_.iterrows():
+            tng = float(rel.lovell18_fdm_rhalf(10**centre))
+            rows.append({
+                "universe": name, "log_mstar": centre, "n": int(r["n"]),
+                "fdm_rhalf": r["median"], "fdm_rhalf_tng100": tng,
+                "minus_tng100": r["median"] - tng,
+                "fdm_re_early": early["median"].get(centre, np.nan),
+                "fdm_re_atlas3d": rel.ATLAS3D_FDM_RE_MEDIAN,
+                "disc_fraction_late": late["median"].get(centre, np.nan),
+                "diskmass_range": "{:.2f}-{:.2f}".format(*rel.DISKMASS_DISC_FRACTION_2P2RD)})
+    return pd.DataFrame(rows)
+
+
+def fdm_figure(frames: dict[str, pd.DataFrame], bins: np.ndarray = FDM_MASS_BINS):
+    """Three panels, one line per universe (binned median, 16-84 % band for the first):
+    f_DM(<r_half) against M* with TNG100 (Lovell+2018); f_DM(<R_e) of early types with the
+    ATLAS3D median (Cappellari+2013); the stellar-disc mass fraction within 2.2 R_d of late
+    types with the DiskMass range (Bershady+2011)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    lm = np.linspace(bins[0], bins[-1], 100)
+    axes[0].plot(lm, rel.lovell18_fdm_rhalf(10**lm), "k-", lw=2,
+                 label="TNG100 median, Lovell+2018\n(approximate reading)")
+    axes[0].fill_between(lm, rel.lovell18_fdm_rhalf(10**lm) - rel.LOVELL18_FDM_SCATTER,
+                         rel.lovell18_fdm_rhalf(10**lm) + rel.LOVELL18_FDM_SCATTER,
+                         color="k", alpha=0.1, label=r"TNG100 1$\sigma$ $\lesssim$ 0.1")
+    axes[1].axhline(rel.ATLAS3D_FDM_RE_MEDIAN, color="k", ls="--", lw=2,
+                    label="ATLAS3D median 0.13\n(Cappellari+2013, ETGs)")
+    lo, hi = rel.DISKMASS_DISC_FRACTION_2P2RD
+    axes[2].axhspan(lo, hi, color="k", alpha=0.15, label="DiskMass 15-30 %\n(Bershady+2011)")
+    axes[2].axhline(rel.DISKMASS_DISC_FRACTION_MAX, color="k", ls=":",
+                    label="DiskMass upper bound 50 %")
+    panels = (("fdm_rhalf", None), ("fdm_re", "early"), ("disc_fraction_2p2rd", "late"))
+    for k, (name, frame) in enumerate(frames.items()):
+        colour = f"C{k}"
+        for ax, (column, kind) in zip(axes, panels, strict=True):
+            sel = None if kind is None else (frame["early"] if kind == "early"
+                                             else ~frame["early"].astype(bool))
+            m = median_by_mass(frame, column, bins, sel)
+            if not len(m):
+                continue
+            ax.plot(m["log_mstar"], m["median"], "-o", color=colour, ms=4,
+                    label=f"mock '{name}'")
+            if k == 0:
+                ax.fill_between(m["log_mstar"], m["p16"], m["p84"], color=colour, alpha=0.15)
+    xlabel = r"log$_{10}$ M$_*$ [M$_\odot$]"
+    ylabels = (r"f$_{DM}$(<r$_{1/2}$), sphere of 3D half-mass radius",
+               r"f$_{DM}$(<R$_e$), sphere of projected half-light R$_e$",
+               r"M$_{disc,*}$/M$_{tot}$ within 2.2 R$_d$")
+    titles = ("all galaxies vs TNG100", "early types vs ATLAS3D", "late types vs DiskMass")
+    for ax, ylabel, title in zip(axes, ylabels, titles, strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def universe_relation_figure(populations: dict[str, pd.DataFrame],
+                             summaries: dict[str, pd.DataFrame] | None = None):
+    """Every drawn relation of each universe against its published curve (binned medians).
+
+    Panels from the population tables (no particles needed): SHMR (Moster+2013), half-mass
+    sizes of early and late types (Shen+2003 converted with Szomoru+2013; Shen's half-light
+    curve and the approximate TNG100 one dashed/dotted), quenched fraction (Peng+2010), HI
+    (xGASS) and H2 (xCOLD GASS main sequence) fractions of late types, stellar (Gallazzi+2005)
+    and gas-phase (Curti+2020) metallicity. With `summaries` (validation.summarise_galaxies of
+    built galaxies, per universe), also sigma_e-M* (Zahid+2016), V80-M* (Reyes+2011) and
+    M*/L_r against g - r (Bell+2003).
+    """
+    import matplotlib.pyplot as plt
+
+    n_extra = 3 if summaries else 0
+    n_panels = 8 + n_extra
+    ncol = 4
+    nrow = int(np.ceil(n_panels / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.4 * nrow))
+    axes = axes.ravel()
+    bins = np.arange(10.0, 11.81, 0.2)
+    lm = np.linspace(10.0, 11.8, 100)
+    ms = 10**lm
+
+    def binned(ax, x, y, colour, label, stat=np.median):
+        idx = np.digitize(x, bins)
+        keep = [k for k in range(1, len(bins)) if (idx == k).sum() >= 3]
+        ax.plot([0.5 * (bins[k - 1] + bins[k]) for k in keep],
+                [stat(np.asarray(y)[idx == k]) for k in keep], "-o", ms=3, color=colour,
+                label=label)
+
+    xm = r"log$_{10}$ M$_*$ [M$_\odot$]"
+    mh = np.linspace(11.3, 14.0, 100)
+    axes[0].plot(mh, np.log10(rel.moster13_mstar(10**mh)), "k-", lw=2, label="Moster+2013")
+    for kind, ax in (("early", axes[1]), ("late", axes[2])):
+        e = np.full(len(ms), kind == "early")
+        ax.plot(lm, np.log10(rel.shen03_mass_size(ms, e)[0]), "k-", lw=2,
+                label="Shen+2003 x 0.75 (Szomoru+2013)")
+        ax.plot(lm, np.log10(rel.shen03_size(ms, e)[0]), "k--", lw=1, label="Shen+2003 light")
+        ax.plot(lm, np.log10(rel.tng100_size(ms, e)[0]), "k:", lw=1,
+                label="TNG100 (approximate)")
+    axes[3].plot(lm, rel.peng10_quenched_fraction(ms), "k-", lw=2, label="Peng+2010")
+    axes[4].plot(lm, rel.xgass_log_hi_fraction(ms), "k-", lw=2, label="xGASS (all galaxies)")
+    axes[5].plot(lm, rel.xcoldgass_log_h2_fraction(ms), "k-", lw=2,
+                 label="xCOLD GASS (main sequence)")
+    axes[6].plot(lm, rel.gallazzi05_logz_split(ms)[0], "k-", lw=2, label="Gallazzi+2005")
+    axes[7].plot(lm, rel.curti20_gas_log_z(ms), "k-", lw=2, label="Curti+2020")
+    for k, (name, pop) in enumerate(populations.items()):
+        c = f"C{k}"
+        e = pop["early"].to_numpy(bool)
+        binned_x = pop["log_m200c"].to_numpy()
+        idx = np.digitize(binned_x, mh[::10])
+        keep = [j for j in range(1, 10) if (idx == j).sum() >= 3]
+        axes[0].plot([0.5 * (mh[::10][j - 1] + mh[::10][j]) for j in keep],
+                     [np.median(pop["log_mstar"].to_numpy()[idx == j]) for j in keep], "-o",
+                     ms=3, color=c, label=f"'{name}'")
+        binned(axes[1], pop.loc[e, "log_mstar"], np.log10(pop.loc[e, "re_kpc"]), c, f"'{name}'")
+        binned(axes[2], pop.loc[~e, "log_mstar"], np.log10(pop.loc[~e, "re_kpc"]), c,
+               f"'{name}'")
+        binned(axes[3], pop["log_mstar"], e.astype(float), c, f"'{name}' (fraction)",
+               stat=np.mean)
+        hi = np.log10(np.maximum(pop["m_hi"] / 1.36, 1.0) / pop["m_star"])
+        h2 = np.log10(np.maximum(pop["m_h2"] / 1.36, 1.0) / pop["m_star"])
+        binned(axes[4], pop.loc[~e, "log_mstar"], hi[~e], c, f"'{name}' late")
+        binned(axes[5], pop.loc[~e, "log_mstar"], h2[~e], c, f"'{name}' late")
+        binned(axes[6], pop["log_mstar"], pop["log_z_zsun"], c, f"'{name}'")
+        binned(axes[7], pop["log_mstar"], pop["log_zgas_zsun"], c, f"'{name}'")
+    labels = ((r"log$_{10}$ M$_{200c}$ [M$_\odot$]", xm, "SHMR"),
+              (xm, r"log$_{10}$ R$_e$ [kpc], half-mass", "size-mass, early types"),
+              (xm, r"log$_{10}$ R$_e$ [kpc], half-mass", "size-mass, late types"),
+              (xm, "quenched (early) fraction", "quenched fraction"),
+              (xm, r"log$_{10}$ M$_{HI}$/M$_*$", "atomic gas"),
+              (xm, r"log$_{10}$ M$_{H2}$/M$_*$", "molecular gas"),
+              (xm, r"log$_{10}$ Z$_*$/Z$_\odot$ (median)", "stellar metallicity"),
+              (xm, r"log$_{10}$ Z$_{gas}$/Z$_\odot$", "gas-phase metallicity"))
+    if summaries:
+        axes[8].plot(lm, rel.zahid16_log_sigma(ms), "k-", lw=2, label="Zahid+2016")
+        axes[9].plot(lm, rel.reyes11_log_v80(ms), "k-", lw=2, label="Reyes+2011")
+        gr = np.linspace(0.2, 0.9, 50)
+        axes[10].plot(gr, rel.bell03_log_ml_r(gr), "k-", lw=2, label="Bell+2003 (Chabrier)")
+        for k, (name, s) in enumerate(summaries.items()):
+            c = f"C{k}"
+            e = (s["galaxy_type"] == "early").to_numpy()
+            binned(axes[8], s.loc[e, "log_mstar"], np.log10(s.loc[e, "sigma_e_kms"]), c,
+                   f"'{name}' early")
+            binned(axes[9], s.loc[~e, "log_mstar"], np.log10(s.loc[~e, "v80_kms"]), c,
+                   f"'{name}' late")
+            axes[10].scatter(s["g_minus_r"], s["log_ml_r"], s=6, color=c, label=f"'{name}'")
+        labels += ((xm, r"log$_{10}$ $\sigma_e$ [km s$^{-1}$]", "sigma-M*, early types"),
+                   (xm, r"log$_{10}$ V$_{80}$ [km s$^{-1}$]", "Tully-Fisher, late types"),
+                   ("g - r [mag] (dust-free)", r"log$_{10}$ M$_*$/L$_r$ [M$_\odot$/L$_\odot$]",
+                    "M/L against colour"))
+    for ax, (xl, yl, title) in zip(axes, labels, strict=False):
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=6)
+    for ax in axes[len(labels):]:
+        ax.set_visible(False)
+    fig.suptitle("Mock universes (binned medians) against published relations (black)")
+    fig.tight_layout()
+    return fig
