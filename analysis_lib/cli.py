@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tng-base-path", type=Path, default=None,
                    help="local TNG simulation output directory, read with illustris_python")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even if it is not a dataset of this project")
+    p.add_argument("--allow-failures", action="store_true",
+                   help="exit 0 even when some galaxies failed (they are listed either way)")
 
     p = sub.add_parser("train-cnn", help="train the multi-branch ResNet-18 experiments (Table 4)")
     _common(p)
@@ -117,8 +121,21 @@ def run(args: argparse.Namespace) -> int:
             if args.cutouts is None and args.tng_base_path is None:
                 raise ConfigError("--source tng needs --cutouts DIR or --tng-base-path DIR")
             options = {"cutouts_dir": args.cutouts, "base_path": args.tng_base_path}
+        if args.workers is not None and args.workers < 0:
+            raise ConfigError(f"--workers {args.workers}: must be 0 (all cores) or more")
+        from analysis_lib.build import dataset_failures, failure_summary
+
         out = args.out or default_dataset_path(cfg)
-        path = build_dataset(cfg, out, options, workers=args.workers)
+        path = build_dataset(cfg, out, options, workers=args.workers, force=args.force)
+        failures = dataset_failures(path)
+        for line in failure_summary(failures):
+            print(line, file=sys.stderr)
+        n_failed = int(open_dataset(path).attrs.get("n_failed", 0))
+        if n_failed and not args.allow_failures:
+            print(f"error: {path}: written without {n_failed} failed galaxies (listed above); "
+                  "fix their input and rerun (they are retried), or pass --allow-failures",
+                  file=sys.stderr)
+            return 1
         print(f"dataset written: {path}")
         return 0
 
@@ -168,17 +185,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from analysis_lib.book import BookError
+    from analysis_lib.io import OutputBusyError, os_error_line
     from analysis_lib.models.experiments import ExperimentError
     from analysis_lib.particles import GalaxyInputError
 
     try:
         return run(args)
-    except (ConfigError, DatasetError, GalaxyInputError, ExperimentError, FileNotFoundError,
-            ValueError, BookError) as exc:
+    except (ConfigError, DatasetError, GalaxyInputError, ExperimentError, ValueError, BookError,
+            OutputBusyError) as exc:
         if os.environ.get("ANALYSIS_LIB_DEBUG"):
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {' '.join(str(msg).split())}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permissions, a directory for a file, a damaged HDF5 chunk, ...
+        if os.environ.get("ANALYSIS_LIB_DEBUG"):
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume", file=sys.stderr)

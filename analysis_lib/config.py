@@ -103,7 +103,8 @@ def load_config(profile: str = "quick",
     Overrides are {'cnn.epochs': 3} or ['cnn.epochs=3']. The universe (mock.universe) overrides
     physics knobs of the `mock` section; the instrument (observe.instrument) becomes the section
     cfg['instrument']; explicit overrides win over both, so `--set mock.contraction=false` in the
-    tng_like universe is honoured.
+    tng_like universe is honoured. Every setting is then checked (settings_check): a bad type
+    or range is a ConfigError naming the key, before any work starts.
     """
     data = _profiles_data()
     if profile not in data["profiles"]:
@@ -124,7 +125,11 @@ def load_config(profile: str = "quick",
     cfg["instrument"] = _deep_merge(_instrument(cfg["observe"]["instrument"]), instrument_over,
                                     "instrument.")
     cfg["profile"] = profile
-    return cfg
+    from analysis_lib.observe.instrument import parse_instrument
+    from analysis_lib.settings_check import check_settings
+
+    parse_instrument(cfg["instrument"])  # its fields, named in the error, before any work
+    return check_settings(cfg, data["defaults"])  # types and ranges, before any work
 
 
 def config_hash(cfg: dict) -> str:

@@ -14,7 +14,6 @@ flux survives. Layout:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis_lib import __version__
+from analysis_lib.io import atomic_write
 
 TARGETS: dict[str, str] = {
     "log_mstar": "log10 Msun, stars in a 3D sphere of R_half",
@@ -50,8 +50,10 @@ FEATURES: dict[str, str] = {
     "sfr": "Msun/yr, star formation over the last Gyr within projected 2 R_half",
     "sersic_n": "Sersic index of the light within projected 2 R_half",
     "q": "shortest-to-longest axis ratio of the stellar mass (iterative inertia tensor)",
-    "sigma_e": "km/s, r-luminosity-weighted LOS dispersion within projected R_half",
-    "lambda_r": "spin parameter lambda_R within projected R_half (Emsellem+2007)",
+    "sigma_e": "km/s, sqrt(sum F (V^2 + sigma^2) / sum F) of the Voronoi-binned maps inside "
+               "the instrument's aperture (ideal: projected R_half; surveys: R_e)",
+    "lambda_r": "spin parameter lambda_R (Emsellem+2007) of the Voronoi-binned maps inside the "
+                "instrument's aperture; seeing-corrected (Graham+2018) for survey instruments",
     "kinetic_bt": "twice the stellar mass fraction with circularity < 0",
     "f_cold": "stellar mass fraction with circularity > 0.8",
     "f_hot": "stellar mass fraction with |circularity| < 0.25",
@@ -88,26 +90,27 @@ def _record_scalars(record: dict, names: Iterable[str], where: str) -> dict[str,
 # --------------------------------------------------------------------------- shards (resumable)
 
 
-def shard_dir(out_path: Path) -> Path:
-    """Per-galaxy results live here until the dataset is assembled, so a run can resume."""
-    return Path(str(out_path) + ".parts")
+def shard_dir(out_path: Path, key: str = "") -> Path:
+    """Per-galaxy results live here until the dataset is assembled, so a run can resume.
+
+    With a key (the dataset key: settings + physics code), `<out>.parts/<key>/`: shards of a
+    build with other settings (another seed) live in another folder and are never adopted.
+    """
+    base = Path(str(out_path) + ".parts")
+    return base / key if key else base
 
 
-def shard_path(out_path: Path, galaxy_id: int) -> Path:
-    return shard_dir(out_path) / f"galaxy_{int(galaxy_id):07d}.npz"
+def shard_path(out_path: Path, galaxy_id: int, key: str = "") -> Path:
+    return shard_dir(out_path, key) / f"galaxy_{int(galaxy_id):07d}.npz"
 
 
-def write_shard(out_path: Path, galaxy_id: int, records: list[dict]) -> Path:
-    """Write one galaxy's projections atomically (temporary file, then rename)."""
-    path = shard_path(out_path, galaxy_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_shard(out_path: Path, galaxy_id: int, records: list[dict], key: str = "") -> Path:
+    """Write one galaxy's projections atomically (unique temporary file, then rename)."""
+    path = shard_path(out_path, galaxy_id, key)
     arrays: dict[str, np.ndarray] = {}
-    for key in records[0]:
-        arrays[key] = np.stack([np.asarray(r[key]) for r in records])
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
+    for name in records[0]:
+        arrays[name] = np.stack([np.asarray(r[name]) for r in records])
+    return atomic_write(path, lambda tmp: np.savez(tmp, **arrays), suffix=".tmp.npz")
 
 
 def read_shard(path: Path) -> dict[str, np.ndarray]:
@@ -118,24 +121,55 @@ def read_shard(path: Path) -> dict[str, np.ndarray]:
         raise DatasetError(f"{path}: unreadable shard ({exc}); delete it to regenerate") from exc
 
 
-def done_galaxies(out_path: Path) -> set[int]:
+def done_galaxies(out_path: Path, key: str = "") -> set[int]:
     """Galaxy ids whose shard already exists (a resumed run skips them)."""
-    d = shard_dir(out_path)
+    d = shard_dir(out_path, key)
     if not d.exists():
         return set()
     return {int(p.stem.split("_")[1]) for p in d.glob("galaxy_*.npz") if ".tmp" not in p.name}
 
 
+def is_project_dataset(path: Path) -> bool:
+    """True when `path` is an HDF5 file with the root attributes this project writes.
+
+    What `dataset --out` may replace without --force: never a user's other file.
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            return all(a in f.attrs for a in ROOT_ATTRS) and "image_sizes" in f.attrs
+    except (OSError, ValueError):
+        return False
+
+
 def assemble(out_path: Path, galaxy_ids: list[int], attrs: dict, image_sizes: list[int],
-             keep_shards: bool = False) -> Path:
-    """Gather the shards of `galaxy_ids` (in id order) into one HDF5 file, atomically."""
+             keep_shards: bool = False, key: str = "") -> Path:
+    """Gather the shards of `galaxy_ids` (in id order) into one HDF5 file, atomically.
+
+    The file is written to a unique temporary name beside `out_path` and renamed over it; the
+    caller holds the output's lock (build.build_dataset) when other runs may share `out_path`.
+    """
     out_path = Path(out_path)
-    shards = [read_shard(shard_path(out_path, g)) for g in sorted(galaxy_ids)]
+    shards = [read_shard(shard_path(out_path, g, key)) for g in sorted(galaxy_ids)]
     if not shards:
         raise DatasetError(f"{out_path}: no galaxies to write")
     columns = {k: np.concatenate([s[k] for s in shards]) for k in shards[0]}
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_path, lambda tmp: _write_h5(tmp, out_path, columns, attrs, image_sizes),
+                 suffix=".h5.tmp")
+    if not keep_shards:
+        for g in galaxy_ids:
+            shard_path(out_path, g, key).unlink(missing_ok=True)
+        for leftover in ("dataset_key.txt", "failures.json"):
+            (shard_dir(out_path, key) / leftover).unlink(missing_ok=True)
+        for d in (shard_dir(out_path, key), shard_dir(out_path)):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    return out_path
+
+
+def _write_h5(tmp: Path, out_path: Path, columns: dict, attrs: dict, image_sizes: list[int]
+              ) -> None:
     with h5py.File(tmp, "w") as f:
         for name in image_names(image_sizes) + list(MAP_INPUTS):
             if name not in columns:
@@ -155,16 +189,6 @@ def assemble(out_path: Path, galaxy_ids: list[int], attrs: dict, image_sizes: li
         for key, value in meta_attrs.items():
             f.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
         f.attrs["image_sizes"] = np.asarray(image_sizes, dtype=int)
-    os.replace(tmp, out_path)
-    if not keep_shards:
-        for g in galaxy_ids:
-            shard_path(out_path, g).unlink(missing_ok=True)
-        (shard_dir(out_path) / "dataset_key.txt").unlink(missing_ok=True)
-        try:
-            shard_dir(out_path).rmdir()
-        except OSError:
-            pass
-    return out_path
 
 
 # --------------------------------------------------------------------------- reader
@@ -210,6 +234,14 @@ class GalaxyDataset:
     def load_inputs(self, names: Iterable[str], rows: np.ndarray | None = None
                     ) -> dict[str, np.ndarray]:
         """Arrays for the named inputs (all rows, or the given row indices, in that order)."""
+        try:
+            return self._load_inputs(names, rows)
+        except OSError as exc:  # a damaged chunk (filter failure), a file gone or unreadable
+            raise DatasetError(f"{self.path}: cannot read its inputs "
+                               f"({' '.join(str(exc).split())})") from exc
+
+    def _load_inputs(self, names: Iterable[str], rows: np.ndarray | None
+                     ) -> dict[str, np.ndarray]:
         out = {}
         with h5py.File(self.path, "r") as f:
             for name in names:
@@ -235,27 +267,38 @@ def open_dataset(path: str | Path) -> GalaxyDataset:
     if not path.exists():
         raise DatasetError(f"{path}: no such dataset file (make one with "
                            "`python -m analysis_lib dataset`)")
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a directory, not a dataset file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise DatasetError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with f:
-        groups = (("targets", TARGETS), ("features", FEATURES), ("meta", META))
-        missing = [f"{g}/{n}" for g, names in groups for n in names if f"{g}/{n}" not in f]
-        missing += [a for a in ROOT_ATTRS if a not in f.attrs]
-        if "image_sizes" not in f.attrs:
-            missing.append("image_sizes")
-        if missing:
-            raise DatasetError(f"{path}: missing {', '.join(missing)}")
-        sizes = [int(s) for s in f.attrs["image_sizes"]]
-        for name in image_names(sizes) + list(MAP_INPUTS):
-            if f"inputs/{name}" not in f:
-                raise DatasetError(f"{path}: missing inputs/{name}")
-        columns = {}
-        for group, names in (("meta", META), ("targets", TARGETS), ("features", FEATURES)):
-            for name in names:
-                columns[name] = f[f"{group}/{name}"][...]
-        attrs = {k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v)
-                 for k, v in f.attrs.items()}
+        raise DatasetError(f"{path}: not a readable HDF5 file ({' '.join(str(exc).split())})"
+                           ) from exc
+    try:
+        return _read_validated(path, f)
+    except OSError as exc:  # a damaged table (filter failure) inside a valid HDF5 file
+        raise DatasetError(f"{path}: damaged dataset ({' '.join(str(exc).split())})") from exc
+    finally:
+        f.close()
+
+
+def _read_validated(path: Path, f: h5py.File) -> GalaxyDataset:
+    groups = (("targets", TARGETS), ("features", FEATURES), ("meta", META))
+    missing = [f"{g}/{n}" for g, names in groups for n in names if f"{g}/{n}" not in f]
+    missing += [a for a in ROOT_ATTRS if a not in f.attrs]
+    if "image_sizes" not in f.attrs:
+        missing.append("image_sizes")
+    if missing:
+        raise DatasetError(f"{path}: missing {', '.join(missing)}")
+    sizes = [int(s) for s in f.attrs["image_sizes"]]
+    for name in image_names(sizes) + list(MAP_INPUTS):
+        if f"inputs/{name}" not in f:
+            raise DatasetError(f"{path}: missing inputs/{name}")
+    columns = {}
+    for group, names in (("meta", META), ("targets", TARGETS), ("features", FEATURES)):
+        for name in names:
+            columns[name] = f[f"{group}/{name}"][...]
+    attrs = {k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v)
+             for k, v in f.attrs.items()}
     table = pd.DataFrame(columns)
     return GalaxyDataset(path=path, table=table, attrs=attrs, image_sizes=sizes)

@@ -412,9 +412,20 @@ def _new_uid(kind: str, payload: str) -> str:
     return f"ie-{kind}-{digest}-{next(_counter)}"
 
 
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                   "\u2029": "\\u2029"}
+
+
 def _json_for_script(obj) -> str:
-    """JSON safe inside <script>: no '</' can close the tag early."""
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    """JSON safe inside <script>: no '</script>', '<!--' or '-->' can end or alter the block.
+
+    '<', '>' and '&' become \\u003c, \\u003e, \\u0026 (what JSON.parse reads back as the
+    same characters); U+2028/9 too, which some JavaScript parsers take for line ends.
+    """
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
+    for char, escaped in _SCRIPT_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return text
 
 
 def _assemble(kind: str, payload: dict, body: str, script: str) -> str:

@@ -11,7 +11,9 @@ Layout: data/results/<profile>/<kind>/<name>/ with
                       predictions (f_DM from M* and M_tot) as pred_X_derived beside true_X
     history.csv       per-epoch (or per-round) losses, if the model has them
     extra/            anything else the model wants to keep (importances, checkpoints)
-A run is complete when metrics.json exists; every file is written atomically.
+A run is complete when metrics.json exists. An entry is written whole: into a temporary
+directory beside it, then renamed over the old one, so a crash never leaves files of two runs
+side by side; a lock (<entry>.lock) keeps two live runs from writing the same entry.
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from analysis_lib import __version__
+from analysis_lib.io import atomic_directory, atomic_write_csv, atomic_write_text, output_lock
 from analysis_lib.paths import RESULTS_DIR
+
+__all__ = ["ResultsStore", "Run", "atomic_write_csv", "atomic_write_text", "prediction_pairs",
+           "run_fingerprint", "environment_info"]
 
 
 def prediction_pairs(predictions: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -47,21 +54,6 @@ def prediction_pairs(predictions: pd.DataFrame) -> dict[str, tuple[str, str]]:
         if col.startswith("pred_") and col.endswith("_derived") and f"true_{base}" in cols:
             pairs[f"{base}_derived"] = (f"true_{base}", col)
     return pairs
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temporary file beside `path`, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def atomic_write_csv(path: Path, frame: pd.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def run_fingerprint(**parts) -> str:
@@ -134,20 +126,36 @@ class ResultsStore:
             return False
         return stored == fingerprint
 
+    def lock(self, kind: str, name: str, profile: str):
+        """Context manager holding this entry's lock (refuses, naming the holder, when busy).
+
+        Re-entrant in one process: a trainer holds it from the start of training, and `save`
+        takes it again.
+        """
+        return output_lock(self.run_dir(kind, name, profile), f"store entry {kind}/{name}")
+
     def save(self, kind: str, name: str, profile: str, *, config: dict, metrics: dict,
              predictions: pd.DataFrame, history: pd.DataFrame | None = None,
-             meta: dict | None = None, fingerprint: str | None = None) -> Path:
-        """Write a finished run; metrics.json goes last, so a half-saved run is not 'complete'."""
+             meta: dict | None = None, fingerprint: str | None = None,
+             extra: Callable[[Path], None] | None = None, keep: tuple[str, ...] = ()) -> Path:
+        """Write a finished run as one new entry: every file, then swap it in whole.
+
+        `extra(entry_dir)` writes model-specific files into the new entry before it replaces
+        the old one (never beside an older run's metrics). `keep` names relative paths of the
+        old entry to carry over (caches, e.g. JAM's per-sample fits).
+        """
         d = self.run_dir(kind, name, profile)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "metrics.json").unlink(missing_ok=True)  # a rewrite is incomplete until it ends
-        atomic_write_text(d / "config.json", _json(config))
-        atomic_write_text(d / "meta.json", _json({**environment_info(), "command": " ".join(
-            sys.argv), **(meta or {}), "fingerprint": fingerprint}))
-        atomic_write_csv(d / "predictions.csv", predictions)
-        if history is not None:
-            atomic_write_csv(d / "history.csv", history)
-        atomic_write_text(d / "metrics.json", _json(metrics))
+        with self.lock(kind, name, profile), atomic_directory(d, keep=keep) as tmp:
+            (tmp / "config.json").write_text(_json(config))
+            (tmp / "meta.json").write_text(_json({**environment_info(), "command": " ".join(
+                sys.argv), **(meta or {}), "fingerprint": fingerprint}))
+            predictions.to_csv(tmp / "predictions.csv", index=False)
+            if history is not None:
+                history.to_csv(tmp / "history.csv", index=False)
+            if extra is not None:
+                (tmp / "extra").mkdir(exist_ok=True)
+                extra(tmp)
+            (tmp / "metrics.json").write_text(_json(metrics))
         return d
 
     def load(self, kind: str, name: str, profile: str) -> Run:

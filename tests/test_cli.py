@@ -27,6 +27,19 @@ def test_each_subcommand_has_help(sub):
     assert out.returncode == 0 and "--profile" in out.stdout
 
 
+def test_dataset_help_names_the_safety_flags():
+    text = build_parser_help("dataset")
+    assert "--force" in text and "--allow-failures" in text
+
+
+def build_parser_help(sub: str) -> str:
+    from analysis_lib.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return action.choices[sub].format_help()
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["train-cnn", "--bogus"], "unrecognized arguments: --bogus"),
     (["dataset", "--profile", "nope"], "invalid choice: 'nope'"),

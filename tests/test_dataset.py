@@ -65,3 +65,16 @@ def test_galaxy_split_has_no_leakage(synthetic_dataset):
     leaky = split_rows(table, [0.5, 0.25, 0.25], seed=3, by="projection")
     gal2 = {k: set(table.galaxy_id.to_numpy()[v]) for k, v in leaky.items()}
     assert gal2["train"] & gal2["test"]  # the paper's split shares galaxies
+
+
+def test_only_files_of_this_project_count_as_datasets(tmp_path, synthetic_dataset):
+    from analysis_lib.dataset import is_project_dataset
+
+    assert is_project_dataset(synthetic_dataset)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.attrs["profile"] = "smoke"  # one attribute is not enough
+    text = tmp_path / "notes.h5"
+    text.write_text("notes")
+    assert not is_project_dataset(other) and not is_project_dataset(text)
+    assert not is_project_dataset(tmp_path) and not is_project_dataset(tmp_path / "none.h5")

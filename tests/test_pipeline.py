@@ -7,7 +7,7 @@ import pytest
 
 from analysis_lib import build
 from analysis_lib.config import load_config
-from analysis_lib.dataset import done_galaxies, open_dataset, shard_path
+from analysis_lib.dataset import done_galaxies, open_dataset, shard_dir, shard_path
 
 N_GAL = 4
 
@@ -48,16 +48,16 @@ def test_different_seed_different_data(cfg, serial_dataset, tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_file(cfg, serial_dataset, tmp_path, monkeypatch):
     out = tmp_path / "r.h5"
-    build.prepare_shards(cfg, out)
+    key = build.prepare_shards(cfg, out)
     build._init_worker(cfg, {})
     for gid in (0, 2):  # as if a run had stopped after these galaxies
-        build._observe_one(gid, str(out))
-    assert done_galaxies(out) == {0, 2}
-    before = shard_path(out, 0).stat().st_mtime_ns
+        build._observe_one(gid, str(out), key)
+    assert done_galaxies(out, key) == {0, 2}
+    before = shard_path(out, 0, key).stat().st_mtime_ns
     observed = []
     real = build._observe_one
     monkeypatch.setattr(build, "_observe_one",
-                        lambda gid, path: observed.append(gid) or real(gid, path))
+                        lambda gid, path, k="": observed.append(gid) or real(gid, path, k))
     build.build_dataset(cfg, out, workers=1, progress=False)
     assert observed == [1, 3]  # the finished galaxies were not redone
     t1, a1 = _all_arrays(serial_dataset)
@@ -65,7 +65,8 @@ def test_interrupted_run_resumes_to_the_same_file(cfg, serial_dataset, tmp_path,
     np.testing.assert_array_equal(t1.to_numpy(), t2.to_numpy())
     for name in a1:
         np.testing.assert_array_equal(a1[name], a2[name])
-    assert not shard_path(out, 0).exists() and before > 0  # shards cleaned after assembly
+    assert not shard_path(out, 0, key).exists() and before > 0  # shards cleaned after assembly
+    assert not shard_dir(out).exists()
 
 
 def test_dataset_records_provenance(cfg, serial_dataset):
@@ -79,12 +80,14 @@ def test_shards_and_datasets_of_other_physics_code_are_not_reused(cfg, serial_da
                                                                   monkeypatch):
     """A code change makes an interrupted build start afresh and a stored dataset stale."""
     out = tmp_path / "c.h5"
-    build.prepare_shards(cfg, out)
+    key = build.prepare_shards(cfg, out)
     build._init_worker(cfg, {})
-    build._observe_one(0, str(out))
+    build._observe_one(0, str(out), key)
+    assert done_galaxies(out, key) == {0}
     monkeypatch.setattr(build, "physics_code_hash", lambda: "other-code")
-    build.prepare_shards(cfg, out)
-    assert done_galaxies(out) == set()
+    other = build.prepare_shards(cfg, out)
+    assert other != key and done_galaxies(out, other) == set()
+    assert not shard_dir(out, key).exists()  # no live run holds it: an old key's shards go
     path = tmp_path / "e.h5"
     path.write_bytes(serial_dataset.read_bytes())
     monkeypatch.undo()

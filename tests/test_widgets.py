@@ -65,13 +65,13 @@ def make_fake_runs(root, dataset_path) -> list:
                          "permutation_std": [0.0002, 0.0005, 0.0, 0.0001]},
                         index=IMPORTANCE_FEATURES)
     shap = pd.Series([0.5, 0.3, 0.15, 0.05], index=IMPORTANCE_FEATURES)
-    extra = store.run_dir("gbdt", "mstar_default", PROFILE) / "extra"
-    atomic_write_csv(extra / ie.IMPORTANCE_FILE, imp.importance_table(gain, perm, shap))
     gb_cfg = {"data": {"source": "synthetic"}, "experiment": {
         "section": "5.2", "paper_inputs": "default features", "target": "log_mstar"}}
     store.save("gbdt", "mstar_default", PROFILE, config=gb_cfg,
                metrics={"target": "log_mstar", "importance": {"summary": "gain and SHAP agree"}},
                predictions=gb_pred)
+    extra = store.run_dir("gbdt", "mstar_default", PROFILE) / "extra"  # after save: a save
+    atomic_write_csv(extra / ie.IMPORTANCE_FILE, imp.importance_table(gain, perm, shap))  # is whole
     return [store.load("cnn", "s41_rv_mstar", PROFILE),
             store.load("gbdt", "mstar_default", PROFILE)]
 

@@ -193,10 +193,9 @@ def _state_to_cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     """torch.save to a temporary file, then rename: a crash never leaves a torn checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    from analysis_lib.io import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: Path) -> dict | None:
@@ -460,6 +459,12 @@ def run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
     Skipped, returning the stored run's directory, when its metrics exist and force is False.
     """
     store = store or ResultsStore()
+    with store.lock(KIND, experiment["name"], cfg["profile"]):  # one live run per entry
+        return _run_cnn_experiment(cfg, dataset_path, experiment, store, force, progress)
+
+
+def _run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
+                        store: ResultsStore, force: bool, progress: bool) -> Path:
     profile, name = cfg["profile"], experiment["name"]
     run_dir = store.run_dir(KIND, name, profile)
     ckpt_path = run_dir / "extra" / CHECKPOINT
@@ -472,6 +477,9 @@ def run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
         ckpt_path.unlink(missing_ok=True)
     t_start = time.perf_counter()
     cnn_cfg = cfg["cnn"]
+    if int(cnn_cfg["epochs"]) < 1:  # load_config refuses it; a hand-made cfg must not either
+        raise CNNExperimentError(f"cnn.epochs={cnn_cfg['epochs']}: an untrained model is not "
+                                 "a run; set cnn.epochs >= 1")
     validate_experiment(experiment, dataset)
     targets = list(experiment["targets"])
     table = dataset.table.copy()
@@ -553,13 +561,16 @@ def run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
                                             if len(epoch_s) else None)},
     }
     run_config = {**copy.deepcopy(cfg), "experiment": experiment}
+
+    def write_model(entry: Path) -> None:  # into the new entry, before it replaces the old
+        if cnn_cfg.get("keep_model"):
+            save_checkpoint(entry / "extra" / BEST_MODEL, {"model": result.best_state,
+                                                           "input_sizes": meta["inputs"],
+                                                           "targets": targets})
+
     path = store.save(KIND, name, profile, config=run_config, metrics=metrics,
                       predictions=predictions, history=result.history, meta=meta,
-                      fingerprint=fingerprint)
-    if cnn_cfg.get("keep_model"):
-        save_checkpoint(path / "extra" / BEST_MODEL, {"model": result.best_state,
-                                                      "input_sizes": meta["inputs"],
-                                                      "targets": targets})
+                      fingerprint=fingerprint, extra=write_model)
     ckpt_path.unlink(missing_ok=True)
     return path
 

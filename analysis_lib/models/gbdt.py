@@ -34,7 +34,7 @@ from analysis_lib.dataset import FEATURES, open_dataset
 from analysis_lib.metrics import log_ratio_stats, target_metrics
 from analysis_lib.models import importance as imp
 from analysis_lib.models.experiments import select_experiments
-from analysis_lib.results import ResultsStore, atomic_write_csv, atomic_write_text, run_fingerprint
+from analysis_lib.results import ResultsStore, run_fingerprint
 from analysis_lib.rng import make_rng
 from analysis_lib.splits import gbdt_split
 
@@ -266,17 +266,20 @@ def _versions() -> dict:
 
 def save_fit(fit: GBDTFit, cfg: dict, experiment: dict, store: ResultsStore,
              dataset_path: Path, dataset_source: str, fingerprint: str | None = None) -> Path:
-    """Write the extras first and metrics.json last (via store.save), so a crash leaves no
-    run that looks complete."""
+    """Write the run as one new store entry: the extras go into the same temporary entry as
+    the metrics, so a crash never leaves an older run's metrics.json beside a new model."""
     name = fit.metrics["run"]
-    extra = store.run_dir(KIND, name, cfg["profile"]) / "extra"
-    atomic_write_csv(extra / "importance.csv", fit.importances)
-    atomic_write_text(extra / "importance_agreement.json",
-                      json.dumps(fit.agreement, indent=2, sort_keys=True))
-    atomic_write_csv(extra / "correlation.csv",
-                     fit.correlations.rename_axis("column").reset_index())
-    atomic_write_csv(extra / "shap_values.csv", fit.shap_values)
-    atomic_write_text(extra / "model.txt", fit.booster.model_to_string())
+
+    def write_extras(entry: Path) -> None:
+        extra = entry / "extra"
+        fit.importances.to_csv(extra / "importance.csv", index=False)
+        (extra / "importance_agreement.json").write_text(
+            json.dumps(fit.agreement, indent=2, sort_keys=True))
+        fit.correlations.rename_axis("column").reset_index().to_csv(
+            extra / "correlation.csv", index=False)
+        fit.shap_values.to_csv(extra / "shap_values.csv", index=False)
+        (extra / "model.txt").write_text(fit.booster.model_to_string())
+
     config = {**cfg, "experiment": experiment, "split_by": fit.metrics["split_by"],
               "lightgbm_params": fit.params}
     meta = {"dataset": str(dataset_path), "data_source": dataset_source,
@@ -284,7 +287,7 @@ def save_fit(fit: GBDTFit, cfg: dict, experiment: dict, store: ResultsStore,
             "num_threads": fit.params["num_threads"], **_versions()}
     return store.save(KIND, name, cfg["profile"], config=config, metrics=fit.metrics,
                       predictions=fit.predictions, history=fit.history, meta=meta,
-                      fingerprint=fingerprint)
+                      fingerprint=fingerprint, extra=write_extras)
 
 
 def load_extras(run_path: str | Path) -> dict:
@@ -308,11 +311,12 @@ def run_gbdt_experiment(cfg: dict, dataset_path: str | Path, experiment: dict | 
     name = run_name(experiment, split_by)
     ds = open_dataset(dataset_path)
     fingerprint = run_fingerprint_for(cfg, experiment, split_by, ds)
-    if not force and store.exists(KIND, name, cfg["profile"], fingerprint):
-        return store.run_dir(KIND, name, cfg["profile"])
-    fit = fit_gbdt(ds.table, cfg, experiment, split_by=split_by, where=str(ds.path))
-    return save_fit(fit, cfg, experiment, store, ds.path, str(ds.attrs.get("source", "")),
-                    fingerprint=fingerprint)
+    with store.lock(KIND, name, cfg["profile"]):  # one live run per entry
+        if not force and store.exists(KIND, name, cfg["profile"], fingerprint):
+            return store.run_dir(KIND, name, cfg["profile"])
+        fit = fit_gbdt(ds.table, cfg, experiment, split_by=split_by, where=str(ds.path))
+        return save_fit(fit, cfg, experiment, store, ds.path, str(ds.attrs.get("source", "")),
+                        fingerprint=fingerprint)
 
 
 def run_fingerprint_for(cfg: dict, experiment: dict, split_by: str, ds) -> str:

@@ -53,9 +53,9 @@ def settings_fingerprint(settings: JamSettings, dataset: dict, image_name: str) 
 
 
 def _atomic_json(path: Path, record: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=float))
-    os.replace(tmp, path)
+    from analysis_lib.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(record, indent=1, default=float))
 
 
 def fit_sample(task: dict) -> dict:
@@ -253,10 +253,17 @@ def jam_metrics(frame: pd.DataFrame) -> dict:
 def run_jam_for_config(cfg: dict, dataset_path: str | Path, store_root: str | Path | None = None,
                        workers: int | None = None) -> Path:
     """Fit the profile's JAM sample and save it in the results store; returns the run folder."""
-    from analysis_lib.dataset import open_dataset
     from analysis_lib.results import ResultsStore
 
     store = ResultsStore(store_root)
+    with store.lock(RUN_KIND, RUN_NAME, cfg["profile"]):  # one live run per entry
+        return _run_jam_for_config(cfg, dataset_path, store, store_root, workers)
+
+
+def _run_jam_for_config(cfg: dict, dataset_path: str | Path, store, store_root, workers
+                        ) -> Path:
+    from analysis_lib.dataset import open_dataset
+
     ds = open_dataset(dataset_path)
     rows = jam_rows(ds.table, cfg)
     t0 = time.perf_counter()
@@ -280,4 +287,4 @@ def run_jam_for_config(cfg: dict, dataset_path: str | Path, store_root: str | Pa
             "note": "gas is not modelled: JAM's stars + NFW halo absorb it"}
     return store.save(RUN_KIND, RUN_NAME, cfg["profile"], config=cfg,
                       metrics=jam_metrics(frame), predictions=predictions, meta=meta,
-                      fingerprint=store_fingerprint(cfg, ds))
+                      fingerprint=store_fingerprint(cfg, ds), keep=("extra/fits",))
