@@ -279,6 +279,7 @@ def architecture_summary(model=None, *, input_sizes: Mapping[str, int] | None = 
             "branch": name,
             "input": INPUT_LABELS.get(name, name),
             "size": size,
+            "in_channels": int(branch.conv1.in_channels),  # maps: value + mask
             "stem": _stem_name(branch.conv1),
             "conv1": _conv_text(branch.conv1),
             "maxpool": _conv_text(branch.maxpool),
@@ -350,7 +351,7 @@ def architecture_figure(input_sizes: dict[str, int] | None = None,
         _box(ax, x, y, col_w, box_h, "source")
         ax.text(cx, y + box_h - 0.1, f"{row.input}", ha="center", va="top", fontsize=9.5,
                 fontweight="bold", zorder=3)
-        ax.text(cx, y + 0.09, f"{row.branch}: {row.size}x{row.size}x1", ha="center",
+        ax.text(cx, y + 0.09, f"{row.branch}: {row.size}x{row.size}x{row.in_channels}", ha="center",
                 va="bottom", fontsize=8, family=MONO, zorder=3)
 
         stem_h = 0.82

@@ -51,7 +51,7 @@ def manual_sizes(branch, size: int) -> tuple[int, ...]:
     branch.eval()
     out = []
     with torch.no_grad():
-        x = torch.zeros(2, 1, size, size)
+        x = torch.zeros(2, branch.conv1.in_channels, size, size)
         x = branch.conv1(x)
         out.append(x.shape[-1])
         x = branch.maxpool(branch.relu(branch.bn1(x)))
@@ -109,7 +109,9 @@ def test_parameter_counts_add_up(imagenet_model, small_model, summaries):
     # the small stem's 3x3 first convolution has fewer weights than the 7x7 one
     big = summaries["imagenet"].set_index("branch")
     small = summaries["small"].set_index("branch")
-    assert big.loc["vel_map", "parameters"] - small.loc["sigma_map", "parameters"] == 64 * (49 - 9)
+    # (both maps have 2 input channels: value and mask)
+    assert (big.loc["vel_map", "parameters"] - small.loc["sigma_map", "parameters"]
+            == 2 * 64 * (49 - 9))
     assert small.attrs["head"] == "Linear 512 -> 16, ReLU, Linear 16 -> 1"
     assert big.attrs["order"] == ["image_r", "vel_map"]
     assert big.attrs["n_features"] == 2 * FEATURES_PER_BRANCH
@@ -184,12 +186,14 @@ def test_architecture_figure_defaults(imagenet_model):
     fig = diagrams.architecture_figure()
     try:
         texts = "\n".join(figure_texts(fig))
-        for label in ("image_r: 300x300x1", "vel_map: 48x48x1", "sigma_map: 48x48x1",
+        for label in ("image_r: 300x300x1", "vel_map: 48x48x2", "sigma_map: 48x48x2",
                       "log_mstar", "stem: imagenet", "-> 10x10x512", "-> 2x2x512",
                       "3 x 512 = 1536", "Linear 1536 -> 1", "this study"):
             assert label in texts, label
-        # 3 imagenet branches (same count whatever the input size) + Linear(1536 -> 1)
-        total = 3 * count_parameters(imagenet_model.branches["vel_map"]) + 1536 + 1
+        # 3 imagenet branches (same count whatever the input size; the two maps have a second,
+        # mask, channel) + Linear(1536 -> 1)
+        total = (count_parameters(imagenet_model.branches["image_r"])
+                 + 2 * count_parameters(imagenet_model.branches["vel_map"]) + 1536 + 1)
         assert f"total: {total:,} parameters" in texts
         assert layout_problems(fig) == ([], [])
     finally:

@@ -126,14 +126,17 @@ def test_hernquist_is_round_and_not_rotating(hernquist):
     assert r0["kinetic_bt"] == pytest.approx(1.0, abs=0.08)
     assert r0["f_cold"] < 0.1
     assert all(r["q"] == r0["q"] and r["kinetic_bt"] == r0["kinetic_bt"] for r in recs.values())
-    # lambda_R of a non-rotating sphere is the noise of the pixel means: ~ sqrt(2/(pi N_pix))
+    # Per-pixel NGP maps make lambda_R the noise of the pixel means, ~ sqrt(2/(pi N_pix));
+    # Voronoi bins of >= 160 particles keep it below the 0.08 for the truth 0.
     rh = r0["rhalf_kpc"]
     pos = g.stars.pos
     maps = ngp_maps(pos[:, 1], pos[:, 2], -g.stars.vel[:, 0], g.stars.lum["r"], 3 * rh, 48)
     sel = maps.mask & (maps.pixel_radius() < rh)
     noise = np.average(np.sqrt(2 / (np.pi * maps.count[sel])), weights=maps.weight[sel])
-    assert r0["lambda_r"] == pytest.approx(spin_lambda_r(maps, rh))
-    assert 0.5 * noise < r0["lambda_r"] < 1.5 * noise
+    naive = spin_lambda_r(maps, rh)
+    assert 0.5 * noise < naive < 1.5 * noise and naive > 0.08  # the bias the bins remove
+    for r in recs.values():
+        assert abs(r["lambda_r"]) < 0.08
 
 
 def test_hernquist_sigma_e_matches_jeans(hernquist):

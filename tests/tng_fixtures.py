@@ -80,6 +80,10 @@ def make_truth(seed: int = 0, n_stars: int = 400, n_wind: int = 25, n_gas: int =
     gas = dict(pos=sphere(n_gas, 6.0), vel=rng.normal(0, 80.0, (n_gas, 3)),
                mass=rng.uniform(1e6, 2e7, n_gas), Z=rng.uniform(0.005, 0.03, n_gas),
                sfr=rng.uniform(0.0, 0.01, n_gas))
+    # gas state, from its own generator so the draws above stay as they were: every third cell
+    # is not star-forming, and the neutral hydrogen fraction spans ionised to neutral
+    gas["sfr"][::3] = 0.0
+    gas["neutral_h"] = np.random.default_rng([seed, 1]).uniform(0.0, 1.0, n_gas)
     dm = dict(pos=sphere(n_dm, 20.0), vel=rng.normal(0, 150.0, (n_dm, 3)),
               mass=np.full(n_dm, M_DM_CODE * 1e10 / H))
     return dict(stars=stars, wind=wind, gas=gas, dm=dm, bh_mass=np.array([2.0e8]),
@@ -123,6 +127,7 @@ def code_arrays(truth: dict) -> dict[str, dict[str, np.ndarray]]:
             "Masses": _code_mass(truth, g["mass"]),
             "GFM_Metallicity": g["Z"].astype(np.float32),
             "StarFormationRate": g["sfr"].astype(np.float32),
+            "NeutralHydrogenAbundance": g["neutral_h"].astype(np.float32),
         },
         "PartType1": {
             "Coordinates": _code_pos(truth, d["pos"]),
@@ -237,6 +242,9 @@ def write_fake_simulation(root: str | Path, truths: list[dict], flags=None,
         "SubhaloLenType": len_type, "SubhaloMassType": mass_type,
         "SubhaloMass": mass_type.sum(axis=1),
         "SubhaloFlag": np.asarray(flags if flags is not None else [1] * n, np.int32),
+        "SubhaloHalfmassRadType": np.array(  # stellar entry, comoving ckpc/h
+            [[0, 0, 0, 0, _half_mass_radius(t["stars"]["pos"], t["stars"]["mass"]) * H / A, 0]
+             for t in truths]),
         "SubhaloPos": np.array([t["centre"] for t in truths]),
         "SubhaloVel": np.array([t["v_sys"] for t in truths])}
     sub_start = np.array([int(c) for c in np.linspace(0, n, chunks + 1)[:-1]], np.int64)

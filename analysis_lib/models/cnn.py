@@ -2,8 +2,10 @@
 
 Each input (r image, g image or g-r colour map, mean-velocity map, dispersion map) has its own
 `torchvision.models.resnet18(weights=None)` backbone, because the inputs differ in size and
-meaning and the paper keeps them apart until the head. The backbone's first convolution takes one
-channel instead of three, and its classification layer is removed, leaving the 512 pooled
+meaning and the paper keeps them apart until the head. The backbone's first convolution takes the
+branch's channels instead of three: one for an image; two, (value, valid), for the kinematic maps
+and the colour map, whose masked pixels reach the network as their own channel
+(cnn_data.branch_channels). Its classification layer is removed, leaving the 512 pooled
 features; the features of all branches are concatenated and a fully connected head maps them to
 one output per (standardised) target.
 
@@ -38,13 +40,13 @@ def stem_for(size: int, stem: str) -> str:
     return stem
 
 
-def resnet18_backbone(size: int, stem: str = "imagenet") -> nn.Module:
-    """A randomly initialised ResNet-18 for one single-channel input, returning 512 features."""
+def resnet18_backbone(size: int, stem: str = "imagenet", in_channels: int = 1) -> nn.Module:
+    """A randomly initialised ResNet-18 for one input of `in_channels`, returning 512 features."""
     net = torchvision.models.resnet18(weights=None)
     if stem_for(size, stem) == "small":
-        net.conv1 = nn.Conv2d(1, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     else:
-        net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     net.fc = nn.Identity()
     return net
@@ -56,11 +58,12 @@ class MultiBranchResNet(nn.Module):
     `input_sizes` maps each branch name to its image side in pixels (any order; the branch order
     is fixed by sorting, so a saved state dict does not depend on the order inputs were listed).
     `head_hidden` > 0 inserts one hidden layer (ReLU) in the head; 0 is the paper's single
-    fully connected layer.
+    fully connected layer. `input_channels` maps branch names to their channel counts (1 for
+    every branch not named).
     """
 
     def __init__(self, input_sizes: Mapping[str, int], n_outputs: int, stem: str = "imagenet",
-                 head_hidden: int = 0) -> None:
+                 head_hidden: int = 0, input_channels: Mapping[str, int] | None = None) -> None:
         super().__init__()
         if not input_sizes:
             raise ValueError("MultiBranchResNet needs at least one input")
@@ -68,8 +71,11 @@ class MultiBranchResNet(nn.Module):
             raise ValueError(f"n_outputs must be >= 1, not {n_outputs}")
         self.input_names: list[str] = sorted(input_sizes)
         self.input_sizes = {k: int(input_sizes[k]) for k in self.input_names}
-        self.branches = nn.ModuleDict({name: resnet18_backbone(self.input_sizes[name], stem)
-                                       for name in self.input_names})
+        channels = dict(input_channels or {})
+        self.input_channels = {k: int(channels.get(k, 1)) for k in self.input_names}
+        self.branches = nn.ModuleDict({
+            name: resnet18_backbone(self.input_sizes[name], stem, self.input_channels[name])
+            for name in self.input_names})
         width = FEATURES_PER_BRANCH * len(self.input_names)
         if head_hidden > 0:
             self.head = nn.Sequential(nn.Linear(width, head_hidden), nn.ReLU(inplace=True),
@@ -78,7 +84,7 @@ class MultiBranchResNet(nn.Module):
             self.head = nn.Sequential(nn.Linear(width, n_outputs))
 
     def forward(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """inputs: name -> (batch, 1, N, N) tensor; returns (batch, n_outputs) in float32.
+        """inputs: name -> (batch, channels, N, N) tensor; returns (batch, n_outputs), float32.
 
         The head runs in float32 even under bf16 autocast: bf16 keeps ~3 significant digits,
         which would add ~0.005 dex of rounding to predictions whose scatter is ~0.04 dex.
@@ -88,11 +94,20 @@ class MultiBranchResNet(nn.Module):
             return self.head(feats.float())
 
 
-def build_model(input_sizes: Mapping[str, int], targets: Sequence[str], cnn_cfg: Mapping
-                ) -> MultiBranchResNet:
-    """The model for an experiment, from the profile's `cnn` section."""
+def build_model(input_sizes: Mapping[str, int], targets: Sequence[str], cnn_cfg: Mapping,
+                input_channels: Mapping[str, int] | None = None) -> MultiBranchResNet:
+    """The model for an experiment, from the profile's `cnn` section.
+
+    Channels per branch default to what the data side feeds it (cnn_data.branch_channels: the
+    maps and the colour map carry their mask as a second channel).
+    """
+    from analysis_lib.models.cnn_data import branch_channels
+
+    if input_channels is None:
+        input_channels = {name: branch_channels(name) for name in input_sizes}
     return MultiBranchResNet(input_sizes, len(targets), stem=cnn_cfg.get("stem", "imagenet"),
-                             head_hidden=int(cnn_cfg.get("head_hidden", 0)))
+                             head_hidden=int(cnn_cfg.get("head_hidden", 0)),
+                             input_channels=input_channels)
 
 
 def count_parameters(model: nn.Module) -> int:

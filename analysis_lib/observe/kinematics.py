@@ -9,6 +9,9 @@ dust by default, the light an IFU would see, or mass):
 i.e. the first and second moments of the weighted line-of-sight velocity distribution, exact
 from the particles (no spectral fitting). A pixel holding fewer than `min_particles` particles
 (or no weight) is invalid: mask False and V = sigma = 0, so nothing downstream reads noise.
+
+moment_sums gives the per-pixel sums (sum w, sum w v, sum w v^2, count) instead, which can be
+convolved with a PSF and added over Voronoi bins (binning.py).
 """
 
 from __future__ import annotations
@@ -60,3 +63,37 @@ def ngp_maps(a: np.ndarray, b: np.ndarray, v_los: np.ndarray, weight: np.ndarray
     return KinematicMaps(vel=mean.reshape(shape), sigma=np.sqrt(var).reshape(shape),
                          mask=mask.reshape(shape), weight=sw.reshape(shape),
                          count=count.reshape(shape), pixel_kpc=pix)
+
+
+@dataclass
+class MomentSums:
+    """Per-pixel sums of the weight w, w v and w v^2, and the particle count, on a grid."""
+
+    s0: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    count: np.ndarray
+
+
+def moment_sums(a: np.ndarray, b: np.ndarray, v_los: np.ndarray, weight: np.ndarray,
+                half_width: float, n_pixels: int) -> MomentSums:
+    """NGP sums over [-half_width, half_width]^2 kpc, indexed [vertical, horizontal].
+
+    Sums (not means) can be convolved with a PSF and added over Voronoi bins: the moments of a
+    bin are V = sum s1 / sum s0 and sigma^2 = sum s2 / sum s0 - V^2, the light-weighted moments
+    of the particles it holds (seen through the PSF when the sums were convolved).
+    """
+    pix = 2.0 * half_width / n_pixels
+    ia = np.floor((a + half_width) / pix).astype(np.int64)
+    ib = np.floor((b + half_width) / pix).astype(np.int64)
+    inside = (ia >= 0) & (ia < n_pixels) & (ib >= 0) & (ib < n_pixels)
+    idx = ib[inside] * n_pixels + ia[inside]
+    w, v = weight[inside], v_los[inside]
+    size = n_pixels * n_pixels
+    shape = (n_pixels, n_pixels)
+
+    def total(x):
+        return np.bincount(idx, weights=x, minlength=size).reshape(shape)
+
+    return MomentSums(s0=total(w), s1=total(w * v), s2=total(w * v * v),
+                      count=np.bincount(idx, minlength=size).reshape(shape))

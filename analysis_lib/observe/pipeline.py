@@ -4,17 +4,38 @@ The same code serves every source (mock universe, TNG cutouts): it reads only th
 container. Per galaxy the 3D quantities (R_half, smoothing lengths, circularities, shape, sphere
 masses) are computed once; per projection the dust, images, maps, projected targets and
 features. Settings come from cfg['observe'] and the projections from cfg['data']['projections'].
+
+The observing set-up is cfg['instrument'] (instruments.yaml, validated by instrument.py), the
+same code path for every source:
+- images: rendered on a field padded for the PSF, then (survey instruments) convolved with the
+  band's PSF, cropped and given sky + photon noise (seeded: galaxy_rng(seed, id, 'noise-<los>'));
+  `ideal` keeps the noiseless, unconvolved render (the paper);
+- kinematics: Voronoi bins (binning.py) from the IFU's S/N (surface brightness) and a floor of
+  star particles per bin; lambda_R and sigma_e always come from these binned maps, inside the
+  instrument's aperture, lambda_R seeing-corrected (Graham et al. 2018) where the instrument
+  says so. The CNN's maps are the binned maps, or for `ideal` the paper's per-pixel NGP maps.
+- targets and the other Table-1 features are truths from the particles, whatever the instrument.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from analysis_lib.observe import dust, features, geometry, images, kinematics, targets
+from analysis_lib.observe import (
+    binning,
+    dust,
+    features,
+    geometry,
+    images,
+    instrument,
+    kinematics,
+    targets,
+)
 from analysis_lib.observe.circularity import circularities, orbit_fractions
 from analysis_lib.observe.sersic import sersic_index
 from analysis_lib.observe.shape import axis_ratios
 from analysis_lib.particles import Galaxy, GalaxyInputError
+from analysis_lib.rng import galaxy_rng
 
 _TYPE_CODES = {"late": 0, "early": 1, 0: 0, 1: 1}
 
@@ -85,6 +106,9 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
     use_dust = bool(obs["dust"]) and galaxy.gas is not None and len(galaxy.gas) > 1
     gas_h = dust.gas_support(galaxy.gas, n_nb) if use_dust else None
 
+    inst = instrument.parse_instrument(cfg["instrument"])
+    seed = int(cfg["seed"])
+    sun_mags = dict(sun or features.SUN_ABS_MAG_AB_SDSS)
     records = []
     for name in cfg["data"]["projections"]:
         los = geometry.projection_index(name)
@@ -94,18 +118,26 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
             tau_v = dust.optical_depth_v(a, b, depth, galaxy.gas, ga, gb, gd, gas_h, half_width,
                                          float(obs["dust_metallicity_index"]))
             scatter = bool(obs["dust_scattering"])
-            lum_r = stars.lum["r"] * dust.transmission(tau_v, "r", scatter)
-            lum_g = stars.lum["g"] * dust.transmission(tau_v, "g", scatter)
+            clouds = bool(obs.get("dust_birth_clouds", True))  # Charlot & Fall (2000)
+            lum_r = stars.lum["r"] * dust.star_transmission(tau_v, stars.age_gyr, "r", scatter,
+                                                            clouds)
+            lum_g = stars.lum["g"] * dust.star_transmission(tau_v, stars.age_gyr, "g", scatter,
+                                                            clouds)
         else:
             lum_r, lum_g = stars.lum["r"], stars.lum["g"]
-        rendered = images.render_images(a, b, support, np.column_stack([lum_r, lum_g]),
-                                        half_width, n_img)
+        pix_img = 2.0 * half_width / n_img
+        pad = instrument.pad_pixels(inst, pix_img)
+        rendered_pad = images.render_images(a, b, support, np.column_stack([lum_r, lum_g]),
+                                            half_width + pad * pix_img, n_img + 2 * pad)
+        rendered = instrument.crop(rendered_pad, pad)  # the truth: no PSF, no noise
+        seen = instrument.observe_images(rendered_pad, pad, pix_img, inst, sun_mags,
+                                         galaxy_rng(seed, gid, f"noise-{name}"))
         rec: dict = {"galaxy_id": gid, "projection": los,
                      "galaxy_type": _TYPE_CODES[galaxy.meta["galaxy_type"]],
                      "inclination_deg": geometry.inclination_deg(spin, los),
                      "pixel_scale_kpc": 2.0 * half_width / n_img}
         for s in sizes:
-            binned = images.rebin(rendered, s)
+            binned = images.rebin(seen, s)
             rec[f"image_r_{s}"] = binned[0].astype(np.float32)
             rec[f"image_g_{s}"] = binned[1].astype(np.float32)
 
@@ -114,13 +146,23 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
         if weighting not in ("luminosity_r", "mass"):
             raise GalaxyInputError(f"observe.map_weighting '{weighting}' is not luminosity_r/mass")
         weight = lum_r if weighting == "luminosity_r" else stars.mass
-        maps = kinematics.ngp_maps(a, b, v_los, weight, half_width, int(obs["map_size"]),
-                                   int(obs["min_particles_per_map_pixel"]))
+        r_proj = np.hypot(a, b)
+        n_map = int(obs["map_size"])
+        r_e = features.half_light_radius(r_proj, lum_r)
+        aperture = rhalf if inst.aperture == "rhalf" else r_e
+        binned_maps = binning.observe_kinematics(
+            a, b, v_los, weight, instrument.ifu_light(rendered_pad[0], pad, pix_img, inst, n_map),
+            half_width, inst, r_e, aperture if inst.maps == "ngp" else None, sun_mags["r"],
+            galaxy_rng(seed, gid, f"kinematics-{name}"))
+        if inst.maps == "ngp":  # the paper's per-pixel maps for the CNN
+            maps = kinematics.ngp_maps(a, b, v_los, weight, half_width, n_map,
+                                       int(obs["min_particles_per_map_pixel"]))
+        else:
+            maps = binned_maps
         rec["vel_map"] = maps.vel.astype(np.float32)
         rec["sigma_map"] = maps.sigma.astype(np.float32)
         rec["map_mask"] = maps.mask.copy()
 
-        r_proj = np.hypot(a, b)
         rec.update(targets.projected_targets(r_proj, stars.mass, lum_r, rhalf,
                                              float(rendered[0].sum())))
         ap2 = 2.0 * rhalf
@@ -131,8 +173,12 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
                                                   float(obs["sfr_window_gyr"]))
         rec["sersic_n"] = sersic_index(a, b, lum_r, float(obs["sersic_rmin_rhalf"]) * rhalf, ap2,
                                        int(obs["sersic_bins"]))
-        rec["sigma_e"] = features.aperture_dispersion(r_proj, v_los, lum_r, rhalf)
-        rec["lambda_r"] = features.spin_lambda_r(maps, rhalf)
+        rec["sigma_e"] = features.binned_sigma_e(binned_maps, aperture)
+        lam = features.binned_lambda_r(binned_maps, aperture)
+        if inst.lambda_r_seeing_correction:
+            lam = features.graham18(lam, inst.ifu_psf.sigma_arcsec * inst.kpc_per_arcsec,
+                                    aperture, rec["sersic_n"])
+        rec["lambda_r"] = lam
         rec.update(intrinsic)
         records.append(rec)
     return records
