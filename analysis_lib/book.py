@@ -59,7 +59,10 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
     src = notebook_path(name)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / src.name
-    tmp = out_dir / f".{src.stem}.running.ipynb"
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{src.stem}.", suffix=".running.ipynb",
+                                    dir=out_dir)
+    os.close(fd)
+    tmp = Path(tmp_name)  # unique: two builds never write into each other's copy
     # Figures must reach the notebook: a headless MPLBACKEND=Agg inherited by the kernel would
     # swallow them, so the kernel gets the inline backend whatever the caller's setting.
     # Progress bars in a kernel become ipywidgets, whose saved state makes the static page load

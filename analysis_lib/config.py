@@ -132,6 +132,24 @@ def load_config(profile: str = "quick",
     return check_settings(cfg, data["defaults"])  # types and ranges, before any work
 
 
+def store_label(cfg: dict) -> str:
+    """The results store's folder for this configuration: the profile, plus what makes its data
+    differ from the default study (a source other than the mock, a universe other than
+    `observed`, an instrument other than `ideal`), e.g. 'quick', 'quick+manga_like',
+    'quick+tng_like', 'paper+tng'. Runs on different data therefore never replace each other.
+    """
+    parts = [str(cfg.get("profile", "custom"))]
+    source = cfg.get("data", {}).get("source", "mock")
+    if source != "mock":
+        parts.append(source)
+    elif cfg.get("mock", {}).get("universe", "observed") != "observed":
+        parts.append(cfg["mock"]["universe"])
+    instrument = cfg.get("observe", {}).get("instrument", "ideal")
+    if instrument != "ideal":
+        parts.append(instrument)
+    return "+".join(parts)
+
+
 def config_hash(cfg: dict) -> str:
     """Short stable hash of a (sub)configuration, to name results and caches."""
     import hashlib

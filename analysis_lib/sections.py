@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis_lib.config import store_label
 from analysis_lib.models.experiments import load_experiments, select_experiments
 from analysis_lib.report import paper_row, run_data_label
 from analysis_lib.results import ResultsStore, Run
@@ -122,7 +123,7 @@ def run_cnn_section(cfg: dict, dataset: str | Path, section: str,
         "cnn", section, cfg["cnn"]["experiments"])
     for exp in exps:
         run_cnn_experiment(cfg, dataset, exp, store=store)
-    runs = [store.load("cnn", e["name"], cfg["profile"]) for e in exps]
+    runs = [store.load("cnn", e["name"], store_label(cfg)) for e in exps]
     return SectionRuns(runs=runs, table=comparison_table(runs, {e["name"]: e for e in exps}),
                        experiments=exps)
 
@@ -175,7 +176,7 @@ def run_gbdt_section(cfg: dict, dataset: str | Path,
     exps = select_experiments("gbdt", cfg["gbdt"]["experiments"])
     for exp in exps:
         run_gbdt_experiment(cfg, dataset, exp, store=store)
-    runs = [store.load("gbdt", e["name"], cfg["profile"]) for e in exps]
+    runs = [store.load("gbdt", e["name"], store_label(cfg)) for e in exps]
     return SectionRuns(runs=runs, table=comparison_table(runs, {e["name"]: e for e in exps}),
                        experiments=exps)
 
@@ -275,13 +276,13 @@ def prediction_column(predictions: pd.DataFrame, target: str) -> str | None:
 def comparison_runs(cfg: dict, store: ResultsStore | None = None) -> dict[str, Run]:
     """Every stored run of this profile that predicts a comparison target, labelled by method."""
     store = store or ResultsStore()
-    listed = store.list_runs(profile=cfg["profile"])
+    listed = store.list_runs(profile=store_label(cfg))
     runs = {}
     for _, row in listed.iterrows():
         if row["name"].endswith("__by_projection") or row.kind not in ("cnn", "gbdt", "jam",
                                                                         "baseline"):
             continue
-        run = store.load(row.kind, row["name"], cfg["profile"])
+        run = store.load(row.kind, row["name"], store_label(cfg))
         if any(prediction_column(run.predictions, t) for t in COMPARISON_TARGETS):
             runs[f"{row.kind}: {row['name']}"] = run
     return runs
@@ -347,7 +348,7 @@ def run_jam_section(cfg: dict, dataset: str | Path,
 
     store = store or ResultsStore()
     fingerprint = store_fingerprint(cfg, open_dataset(dataset))
-    if not store.exists(RUN_KIND, RUN_NAME, cfg["profile"], fingerprint):
+    if not store.exists(RUN_KIND, RUN_NAME, store_label(cfg), fingerprint):
         run_jam_for_config(cfg, dataset, store_root=store.root)
     runs = comparison_runs(cfg, store)
     reference = f"{RUN_KIND}: {RUN_NAME}"
@@ -361,7 +362,7 @@ def run_baseline(cfg: dict, dataset: str | Path, store: ResultsStore | None = No
 
     store = store or ResultsStore()
     path = Path(run_power_law_baseline(cfg, dataset, store=store))
-    return store.load(path.parent.name, path.name, cfg["profile"])
+    return store.load(path.parent.name, path.name, store_label(cfg))
 
 
 def baseline_table(baseline: Run, cnn: SectionRuns | None = None) -> pd.DataFrame:

@@ -24,7 +24,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from analysis_lib.models import cnn_train as ct
-from analysis_lib.models.cnn import MultiBranchResNet, count_parameters
+from analysis_lib.models.cnn import MultiBranchResNet, build_model, count_parameters
+from analysis_lib.models.cnn_data import branch_channels
 from analysis_lib.paths import RESULTS_DIR
 from analysis_lib.results import atomic_write_text, environment_info
 
@@ -52,12 +53,13 @@ def bench(sizes: dict[str, int], plan: ct.DevicePlan, batch: int, steps: int,
     n = batch * steps
     dev = plan.device
     g = torch.Generator(device="cpu").manual_seed(0)
-    inputs = {k: torch.rand((n, 1, s, s), generator=g).to(dev, plan.storage_dtype)
+    inputs = {k: torch.rand((n, branch_channels(k), s, s), generator=g).to(dev,
+                                                                         plan.storage_dtype)
               for k, s in sizes.items()}
     data = ct.TrainData(inputs=inputs, targets=torch.randn((n, 1), generator=g).to(dev),
                         train=torch.arange(n, device=dev), val=torch.arange(batch, device=dev))
     torch.manual_seed(0)
-    model = MultiBranchResNet(sizes, 1).to(dev)
+    model = build_model(sizes, ["target"], {}).to(dev)
     if plan.channels_last:
         model.to(memory_format=torch.channels_last)
     flops = training_step_flops(model, data, plan, batch)
@@ -85,10 +87,10 @@ def bench(sizes: dict[str, int], plan: ct.DevicePlan, batch: int, steps: int,
 def paper_flops_per_sample() -> float:
     """FLOPs of one training sample at the paper's sizes, counted on the CPU (batch 2)."""
     plan = ct.DevicePlan(torch.device("cpu"), None, False, torch.float32, False)
-    inputs = {k: torch.rand((2, 1, s, s)) for k, s in PAPER_SIZES.items()}
+    inputs = {k: torch.rand((2, branch_channels(k), s, s)) for k, s in PAPER_SIZES.items()}
     data = ct.TrainData(inputs=inputs, targets=torch.zeros((2, 1)), train=torch.arange(2),
                         val=torch.arange(2))
-    return training_step_flops(MultiBranchResNet(PAPER_SIZES, 1), data, plan, 2) / 2
+    return training_step_flops(build_model(PAPER_SIZES, ["target"], {}), data, plan, 2) / 2
 
 
 def gpu_part(steps: int, compile_model: bool) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis_lib.config import store_label
 from analysis_lib.dataset import open_dataset
 from analysis_lib.metrics import target_metrics
 from analysis_lib.report import paper_row
@@ -85,5 +86,5 @@ def run_power_law_baseline(cfg: dict, dataset_path: str | Path,
     meta = {"dataset": str(dataset_path), "data_source": dataset.attrs.get("source"),
             "split_by": cfg["split"]["by"],
             "n_rows": {k: int(len(v)) for k, v in splits.items()}}
-    return store.save(KIND, name, cfg["profile"], config=config, metrics=metrics,
+    return store.save(KIND, name, store_label(cfg), config=config, metrics=metrics,
                       predictions=predictions, meta=meta)

@@ -46,6 +46,11 @@ IMAGE_INPUTS = {"image_r": "r", "image_g": "g"}
 MAP_INPUT_NAMES = ("vel_map", "sigma_map")
 COLOUR_INPUT = "colour_gr"
 ALL_INPUTS = (*IMAGE_INPUTS, COLOUR_INPUT, *MAP_INPUT_NAMES)
+# Version of how arrays become network inputs (channels, scaling, masked values). Stored runs
+# and checkpoints carry it in their fingerprint, so a change here retrains instead of reusing.
+# 2: maps and colour carry their mask as a second channel; 0 km/s for masked velocities;
+#    colour scaled by robust percentiles.
+INPUT_FORMAT_VERSION = 2
 SCALINGS = ("linear", "log")
 MASKED_KINDS = ("map", "colour")  # branches with a validity mask: (value, valid) channels
 COLOUR_PERCENTILES = (1.0, 99.0)  # robust range of the colour map, clipped beyond

@@ -41,8 +41,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from analysis_lib.config import store_label
 from analysis_lib.dataset import GalaxyDataset, open_dataset
 from analysis_lib.metrics import target_metrics
+from analysis_lib.models import cnn_data
 from analysis_lib.models.baselines import run_power_law_baseline  # noqa: F401  (CLI imports it)
 from analysis_lib.models.cnn import build_model, count_parameters, stem_for
 from analysis_lib.models.cnn_data import (
@@ -443,7 +445,8 @@ def _run_hash(cfg: dict, experiment: dict, dataset: GalaxyDataset) -> str:
     """What a stored run or a checkpoint must share with the run that would reuse it."""
     cnn = {k: v for k, v in cfg["cnn"].items() if k not in _RUNTIME_KEYS}
     return run_fingerprint(kind=KIND, cnn=cnn, seed=cfg["seed"], split=cfg["split"],
-                           experiment=experiment, dataset=dataset.identity())
+                           experiment=experiment, dataset=dataset.identity(),
+                           input_format=cnn_data.INPUT_FORMAT_VERSION)
 
 
 def finite_rows(table: pd.DataFrame, rows: np.ndarray, targets: Sequence[str]) -> np.ndarray:
@@ -459,13 +462,13 @@ def run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
     Skipped, returning the stored run's directory, when its metrics exist and force is False.
     """
     store = store or ResultsStore()
-    with store.lock(KIND, experiment["name"], cfg["profile"]):  # one live run per entry
+    with store.lock(KIND, experiment["name"], store_label(cfg)):  # one live run per entry
         return _run_cnn_experiment(cfg, dataset_path, experiment, store, force, progress)
 
 
 def _run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
                         store: ResultsStore, force: bool, progress: bool) -> Path:
-    profile, name = cfg["profile"], experiment["name"]
+    profile, name = store_label(cfg), experiment["name"]
     run_dir = store.run_dir(KIND, name, profile)
     ckpt_path = run_dir / "extra" / CHECKPOINT
     dataset_path = Path(dataset_path)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis_lib.config import store_label
 from analysis_lib.dataset import FEATURES, open_dataset
 from analysis_lib.metrics import log_ratio_stats, target_metrics
 from analysis_lib.models import importance as imp
@@ -285,7 +286,7 @@ def save_fit(fit: GBDTFit, cfg: dict, experiment: dict, store: ResultsStore,
     meta = {"dataset": str(dataset_path), "data_source": dataset_source,
             "wall_s": fit.timings["total_s"], "device": "cpu", "timings": fit.timings,
             "num_threads": fit.params["num_threads"], **_versions()}
-    return store.save(KIND, name, cfg["profile"], config=config, metrics=fit.metrics,
+    return store.save(KIND, name, store_label(cfg), config=config, metrics=fit.metrics,
                       predictions=fit.predictions, history=fit.history, meta=meta,
                       fingerprint=fingerprint, extra=write_extras)
 
@@ -311,9 +312,9 @@ def run_gbdt_experiment(cfg: dict, dataset_path: str | Path, experiment: dict | 
     name = run_name(experiment, split_by)
     ds = open_dataset(dataset_path)
     fingerprint = run_fingerprint_for(cfg, experiment, split_by, ds)
-    with store.lock(KIND, name, cfg["profile"]):  # one live run per entry
-        if not force and store.exists(KIND, name, cfg["profile"], fingerprint):
-            return store.run_dir(KIND, name, cfg["profile"])
+    with store.lock(KIND, name, store_label(cfg)):  # one live run per entry
+        if not force and store.exists(KIND, name, store_label(cfg), fingerprint):
+            return store.run_dir(KIND, name, store_label(cfg))
         fit = fit_gbdt(ds.table, cfg, experiment, split_by=split_by, where=str(ds.path))
         return save_fit(fit, cfg, experiment, store, ds.path, str(ds.attrs.get("source", "")),
                         fingerprint=fingerprint)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis_lib.config import store_label
 from analysis_lib.models.jam_fit import FIT_VERSION, JamSettings
 
 # Targets a JAM model derives, named as in the dataset (the 2 R_half ones included).
@@ -168,7 +169,11 @@ def run_jam(dataset_path: str | Path, cfg: dict, rows: Iterable[int] | None = No
         # the fits use numpy/scipy only, nothing that minds being forked.
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
+        from analysis_lib.build import die_with_parent
+
+        # workers end with this process, even when it is killed (they would hold the store lock)
+        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             pending = set()
             for task in tasks:  # keep a bounded number of tasks (and arrays) in flight
                 pending.add(pool.submit(fit_sample, task))
@@ -206,7 +211,7 @@ def collect_jam(out_dir: str | Path) -> pd.DataFrame:
 def default_out_dir(cfg: dict, root: str | Path | None = None) -> Path:
     from analysis_lib.results import ResultsStore
 
-    return ResultsStore(root).run_dir(RUN_KIND, RUN_NAME, cfg["profile"]) / "extra" / "fits"
+    return ResultsStore(root).run_dir(RUN_KIND, RUN_NAME, store_label(cfg)) / "extra" / "fits"
 
 
 def jam_rows(table: pd.DataFrame, cfg: dict) -> np.ndarray:
@@ -256,7 +261,7 @@ def run_jam_for_config(cfg: dict, dataset_path: str | Path, store_root: str | Pa
     from analysis_lib.results import ResultsStore
 
     store = ResultsStore(store_root)
-    with store.lock(RUN_KIND, RUN_NAME, cfg["profile"]):  # one live run per entry
+    with store.lock(RUN_KIND, RUN_NAME, store_label(cfg)):  # one live run per entry
         return _run_jam_for_config(cfg, dataset_path, store, store_root, workers)
 
 
@@ -285,6 +290,6 @@ def _run_jam_for_config(cfg: dict, dataset_path: str | Path, store, store_root, 
     meta = {"dataset": str(dataset_path), "image": image_name, "wall_seconds_this_call": wall,
             "settings": asdict(settings), "workers": workers or cfg["jam"].get("workers", 0),
             "note": "gas is not modelled: JAM's stars + NFW halo absorb it"}
-    return store.save(RUN_KIND, RUN_NAME, cfg["profile"], config=cfg,
+    return store.save(RUN_KIND, RUN_NAME, store_label(cfg), config=cfg,
                       metrics=jam_metrics(frame), predictions=predictions, meta=meta,
                       fingerprint=store_fingerprint(cfg, ds), keep=("extra/fits",))
