@@ -106,3 +106,18 @@ def test_early_types_follow_atlas3d_gas_detection_rates():
     detected = early[early["m_h2"] > 0]
     log_f = np.log10(detected["m_h2"] / HE_FACTOR / detected["m_star"])
     assert log_f.median() == pytest.approx(rel.ATLAS3D_H2_LOG_FRACTION[0], abs=0.25)
+
+
+def test_stellar_metallicity_percentiles_follow_gallazzi05_table():
+    """The drawn log Z/Zsun reproduce Gallazzi+2005 Table 2's P16 / P50 / P84 per mass bin
+    (10.51: -0.41 / -0.01 / 0.20; 11.11: -0.09 / 0.10 / 0.25, BC03 scale Zsun = 0.02)."""
+    from analysis_lib.sources.mock.population import draw_population
+
+    pop = draw_population(load_config("smoke", {"data.n_galaxies": 8000}))
+    # tolerance ~2x the sampling error of the percentiles (~1400 and ~200 galaxies per bin)
+    for centre, (p16, p50, p84), tol in ((10.51, (-0.41, -0.01, 0.20), 0.03),
+                                         (11.11, (-0.09, 0.10, 0.25), 0.06)):
+        sel = np.abs(pop["log_mstar"] - centre) < 0.08
+        assert sel.sum() > 150
+        got = np.percentile(pop.loc[sel, "log_z_zsun"], [16, 50, 84])
+        np.testing.assert_allclose(got, [p16, p50, p84], atol=tol)

@@ -45,17 +45,24 @@ def test_shmr_median_follows_moster13(population):
     assert abs(scatter - 0.15) < 0.03
 
 
-def test_size_mass_medians_follow_shen03(population):
+def test_size_mass_medians_follow_the_configured_relation(population):
+    from analysis_lib.sources.mock.population import SIZE_SPLIT_BY_STRUCTURE
+
+    name = load_config("smoke")["mock"]["size_relation"]
+    size_fn = rel.SIZE_RELATIONS[name]
+    # Shen+2003 split early/late by structure (Sersic n), the mock by B/T >= 0.5
+    kind = (population["bt"] >= 0.5) if name in SIZE_SPLIT_BY_STRUCTURE else population["early"]
     for is_early in (True, False):
-        pop = population[population["early"] == is_early]
-        ref, _ = rel.shen03_size(pop["m_star"], np.full(len(pop), is_early))
+        pop = population[kind == is_early]
+        ref, _ = size_fn(pop["m_star"], np.full(len(pop), is_early))
         delta = np.log10(pop["re_kpc"] / ref)
         for centre, med, _n in _binned_medians(pop["log_mstar"].to_numpy(), delta.to_numpy(),
                                               np.arange(10.0, 11.6, 0.3)):
             assert abs(med) < 0.15, f"size median off by {med:.3f} dex at {centre} ({is_early})"
     # early types are more compact than late types at low mass, as in Shen+2003
-    lo = population[population["log_mstar"] < 10.3]
-    assert lo.loc[lo["early"], "re_kpc"].median() < lo.loc[~lo["early"], "re_kpc"].median()
+    lo = population["log_mstar"] < 10.3
+    assert population.loc[lo & kind, "re_kpc"].median() < \
+        population.loc[lo & ~kind, "re_kpc"].median()
 
 
 def test_quenched_fraction_rises_with_mass_as_peng10(population):
@@ -98,3 +105,20 @@ def test_van_der_wel_size_option_follows_its_relation():
         sel = pop[pop["early"] == is_early]
         ref, _ = rel.vdw14_size(sel["m_star"], np.full(len(sel), is_early))
         assert abs(np.median(np.log10(sel["re_kpc"] / ref))) < 0.05
+
+
+def test_types_and_structure_overlap_at_observed_rates(population):
+    """Red discs and blue bulges exist (B/T no longer gives the type), at the rates drawn."""
+    from analysis_lib.sources.mock.population import BLUE_EARLY_TYPE_FRACTION, RED_DISC_FRACTION
+
+    early, bt = population["early"], population["bt"]
+    q_fast = population[early & ~population["slow_rotator"]]
+    red_disc = (q_fast["bt"] < 0.5).mean()
+    assert red_disc == pytest.approx(RED_DISC_FRACTION, abs=0.04)
+    # blue bulge-dominated galaxies: 5.7 % of all bulge-dominated ones (Schawinski+2009),
+    # up to the cap at high mass; counted here below it (log M* < 10.6)
+    low = population[population["log_mstar"] < 10.6]
+    bulgy = low["bt"] >= 0.5
+    blue_share = (bulgy & ~low["early"]).sum() / bulgy.sum()
+    assert blue_share == pytest.approx(BLUE_EARLY_TYPE_FRACTION, abs=0.02)
+    assert bt[early].min() < 0.3 and bt[~early].max() > 0.6

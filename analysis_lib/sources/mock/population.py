@@ -6,9 +6,10 @@ Recipe (defaults; knobs in cfg['mock']):
    cfg['data']['max_halo_mass'].
 2. Stellar mass from the Moster+2013 SHMR with log-normal scatter (cfg['mock']['shmr_scatter_dex']).
 3. Early (quenched) or late type with the Peng+2010 mass-quenching probability.
-4. Structure: bulge-to-total from type (early: B/T ~ U(0.6, 1), slow rotators B/T = 1; late:
-   B/T ~ N(0.1 + 0.2 (log M* - 10.5), 0.1) in [0, 0.5]); projected half-mass radius from the
-   size-mass relation of the type (Shen+2003 default); late-type bulges are 4x more compact
+4. Structure: bulge-to-total from type-dependent distributions that overlap (red discs and blue
+   bulges at observed rates, see draw_bulge_to_total); projected half-mass radius from the
+   size-mass relation (Shen+2003 default; its early/late split is by structure, B/T >= 0.5
+   here, see SIZE_SPLIT_BY_STRUCTURE); late-type bulges are 4x more compact
    than their disc (R_e,bulge = 0.25 x 1.678 R_d), early-type bulge and disc share R_e; both
    components are then scaled together so that the face-on projected half-mass radius of the
    whole galaxy is the drawn R_e; sech^2 thickness z0 ~ U(0.1, 0.2) R_d. Cold gas in two
@@ -129,6 +130,47 @@ def _cold_gas(rng: np.random.Generator, m_star: np.ndarray, early: np.ndarray,
     return m_hi, m_h2
 
 
+# Size relations whose early/late split is structural (Shen+2003: Sersic n > 2.5 'early'), so
+# red discs take late-type sizes and blue bulges early-type ones; the others (van der Wel+2014:
+# UVJ colours; TNG100: star formation) split by quenching.
+SIZE_SPLIT_BY_STRUCTURE = ("shen03", "shen03_mass")
+# Morphology and star formation are correlated, not identical (see draw_bulge_to_total).
+BLUE_EARLY_TYPE_FRACTION = 0.057  # Schawinski+2009 (MNRAS 396, 818): 5.7 +- 0.4 % of
+#                                   morphological early types at z < 0.05 are blue
+BLUE_BULGY_MAX = 0.15  # our cap: blue early types are 'virtually absent' above sigma 200 km/s
+RED_DISC_FRACTION = 0.25  # our choice, between Masters+2010 (red spirals: a 'significant
+#                           fraction' of massive spirals) and Bundy+2010 (passive discs: nearly
+#                           half of the red sequence at z < 1, mostly bulgy Sa-Sb)
+
+
+def draw_bulge_to_total(rng: np.random.Generator, log_ms: np.ndarray, early: np.ndarray,
+                        slow: np.ndarray, p_slow: np.ndarray) -> np.ndarray:
+    """Bulge-to-total mass ratios whose distributions for quenched and star-forming galaxies
+    overlap, as observed (red discs, blue bulges), instead of a B/T cut that gives the type.
+
+    Star-forming: disc-dominated, B/T ~ N(0.1 + 0.2 (log M* - 10.5), 0.1) in [0, 0.5]; a
+    fraction p_b of them is bulge-dominated, B/T ~ U(0.5, 0.8) (the disc that remains keeps
+    forming stars: Schawinski+2009's blue early types), with p_b chosen so that blue ones are
+    5.7 % of all bulge-dominated galaxies at each mass: p_b (1 - f_q) = 0.057 / 0.943 x f_q
+    (1 - f_rd (1 - p_slow)), the quenched bulge-dominated ones, at the Peng+2010 quenched
+    fraction f_q, capped at BLUE_BULGY_MAX. Quenched: slow rotators B/T = 1; of the others a
+    fraction RED_DISC_FRACTION are red discs, B/T ~ U(0.1, 0.5) (Sa-Sb-like), the rest
+    B/T ~ U(0.5, 1).
+    """
+    n = len(log_ms)
+    f_q = np.clip(rel.peng10_quenched_fraction(10**log_ms), 1e-3, 1 - 1e-3)
+    red_bulgy = f_q * (1 - RED_DISC_FRACTION * (1 - p_slow))
+    p_bulgy = np.minimum(BLUE_EARLY_TYPE_FRACTION / (1 - BLUE_EARLY_TYPE_FRACTION) * red_bulgy
+                         / (1 - f_q), BLUE_BULGY_MAX)
+    bulgy_sf = rng.uniform(size=n) < p_bulgy
+    red_disc = rng.uniform(size=n) < RED_DISC_FRACTION
+    bt_disc = np.clip(rng.normal(0.1 + 0.2 * (log_ms - 10.5), 0.1, n), 0.0, 0.5)
+    bt_sf = np.where(bulgy_sf, rng.uniform(0.5, 0.8, n), bt_disc)
+    bt_q = np.where(slow, 1.0, np.where(red_disc, rng.uniform(0.1, 0.5, n),
+                                        rng.uniform(0.5, 1.0, n)))
+    return np.where(early, bt_q, bt_sf)
+
+
 def _draw_batch(rng: np.random.Generator, n: int, mcfg: dict, dcfg: dict,
                 hmf_sampler) -> pd.DataFrame:
     log_mh = hmf_sampler(rng.uniform(size=n))
@@ -141,11 +183,10 @@ def _draw_batch(rng: np.random.Generator, n: int, mcfg: dict, dcfg: dict,
     # ATLAS3D-like: slow rotators become common above ~2e11 Msun (logistic, our choice)
     p_slow = 0.05 + 0.9 / (1 + np.exp(-(log_ms - 11.4) / 0.15))
     slow = early & (rng.uniform(size=n) < p_slow)
-    bt_late = np.clip(rng.normal(0.1 + 0.2 * (log_ms - 10.5), 0.1, n), 0.0, 0.5)
-    bt_early = rng.uniform(0.6, 1.0, n)
-    bt = np.where(early, np.where(slow, 1.0, bt_early), bt_late)
+    bt = draw_bulge_to_total(rng, log_ms, early, slow, p_slow)
     size_fn = rel.SIZE_RELATIONS[mcfg["size_relation"]]
-    re_med, sig_ln = size_fn(m_star, early)
+    size_early = bt >= 0.5 if mcfg["size_relation"] in SIZE_SPLIT_BY_STRUCTURE else early
+    re_med, sig_ln = size_fn(m_star, size_early)
     re = re_med * np.exp(rng.normal(0, 1, n) * sig_ln)
     bulge_frac = np.where(early, 1.0, 0.25)  # bulge R_e relative to the disc's (before scaling)
     k = composite_scale(re, bt, bulge_frac)
@@ -175,6 +216,8 @@ def _draw_batch(rng: np.random.Generator, n: int, mcfg: dict, dcfg: dict,
         "rotation_flip": np.where(slow, 0.0, rng.uniform(0.3, 0.8, n)),
         "spin_x": axis[:, 0], "spin_y": axis[:, 1], "spin_z": axis[:, 2],
         "mstar_30kpc": stellar_mass_within(30.0, m_star, bt, bulge_a, disc_rd),
+        # spheroid OM anisotropy beta(r_half), drawn last (dynamics.py: Kronawitter+2000)
+        "beta_rhalf": np.where(slow, rng.uniform(0.1, 0.5, n), rng.uniform(0.0, 0.3, n)),
     })
 
 

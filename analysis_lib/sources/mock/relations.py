@@ -355,3 +355,28 @@ def lovell18_fdm_rhalf(m_star: np.ndarray) -> np.ndarray:
 # maximal-to-submaximal transition near 2.2 R_d for V < 200 km/s (abstract, ar5iv 1502.04709).
 DISKMASS_DISC_FRACTION_2P2RD = (0.15, 0.30)
 DISKMASS_DISC_FRACTION_MAX = 0.50
+
+
+# --------------------------------------------------------------------------------------------
+# Added by helper "Histories" (issue 12): the stellar-age side of Gallazzi+2005, to check the
+# mock's star-formation histories (not used to draw anything).
+# Gallazzi+2005 (MNRAS 362, 41) r-band light-weighted ages, all SDSS galaxies: log10 M*
+# (Kroupa, h = 0.7), and P50 / P16 / P84 of log10(age / yr). Verified against a public
+# transcription of their table: sylviaploeckinger/velociraptor-comparison-data,
+# data/GalaxyStellarMassStellarAges/raw/Gallazzi_2005_ascii.txt (all 16 bins).
+GALLAZZI05_AGE_LOGM = np.array([8.91, 9.11, 9.31, 9.51, 9.72, 9.91, 10.11, 10.31, 10.51, 10.72,
+                                10.91, 11.11, 11.31, 11.51, 11.72, 11.91])
+GALLAZZI05_LOG_AGE_P50 = np.array([9.06, 9.09, 9.11, 9.17, 9.23, 9.32, 9.46, 9.61, 9.73, 9.82,
+                                   9.87, 9.90, 9.92, 9.94, 9.95, 9.96])
+GALLAZZI05_LOG_AGE_P16 = np.array([8.80, 8.81, 8.85, 8.89, 8.94, 9.00, 9.09, 9.23, 9.34, 9.48,
+                                   9.60, 9.67, 9.72, 9.75, 9.76, 9.77])
+GALLAZZI05_LOG_AGE_P84 = np.array([9.46, 9.48, 9.44, 9.49, 9.57, 9.71, 9.85, 9.93, 9.98, 10.03,
+                                   10.06, 10.08, 10.09, 10.11, 10.12, 10.12])
+
+
+def gallazzi05_log_age(m_star: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P16, P50, P84 of log10(r-light-weighted age / yr) at M* (Msun), Gallazzi+2005."""
+    lm = np.log10(np.asarray(m_star, dtype=float))
+    return (np.interp(lm, GALLAZZI05_AGE_LOGM, GALLAZZI05_LOG_AGE_P16),
+            np.interp(lm, GALLAZZI05_AGE_LOGM, GALLAZZI05_LOG_AGE_P50),
+            np.interp(lm, GALLAZZI05_AGE_LOGM, GALLAZZI05_LOG_AGE_P84))

@@ -7,7 +7,7 @@ import pandas as pd
 from analysis_lib.particles import Galaxy
 from analysis_lib.sources.mock.galaxy import build_galaxy
 from analysis_lib.sources.mock.population import draw_population
-from analysis_lib.sources.mock.ssp import SUN_ABS_MAG_LSST_AB
+from analysis_lib.sources.mock.ssp import SUN_ABS_MAG_SDSS_AB
 
 
 class MockSource:
@@ -18,7 +18,7 @@ class MockSource:
     order in which galaxies are loaded.
     """
 
-    sun_abs_mag_ab = SUN_ABS_MAG_LSST_AB  # luminosities are in LSST solar units
+    sun_abs_mag_ab = SUN_ABS_MAG_SDSS_AB  # luminosities are in SDSS solar units
 
     def __init__(self, cfg: dict) -> None:
         self.cfg = cfg
