@@ -26,12 +26,15 @@ BUILD_DIR = REPO_ROOT / "_build"
 # Dependency order: the data first, then the models that read it, then what compares them.
 NOTEBOOK_ORDER = (
     "02_data",
+    "02_mock_universe",
+    "02_observations",
     "03_methods",
     "04_cnn_mstar",
     "04_cnn_mtot",
     "04_cnn_joint",
     "04_cnn_ml",
     "05_gbdt",
+    "05_survey",
     "06_jam",
     "06_discussion",
     "07_reproducibility",

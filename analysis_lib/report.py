@@ -49,10 +49,22 @@ def paper_row(section: str, method: str, inputs: str, target: str,
             "note": "" if pd.isna(row["note"]) else str(row["note"])}
 
 
+def source_label(cfg: dict) -> str:
+    """'mock universe (this library), universe observed, instrument ideal' and the like."""
+    source = cfg["data"]["source"]
+    parts = [SOURCE_LABELS.get(source, source)]
+    if source == "mock":
+        parts.append(f"universe {cfg['mock'].get('universe', 'observed')}")
+    parts.append(f"instrument {cfg['observe'].get('instrument', 'ideal')}")
+    return ", ".join(parts)
+
+
 def run_data_label(run: Run) -> str:
     """'mock universe (this library), quick profile' and the like."""
     source = run.config.get("data", {}).get("source", run.meta.get("source", "?"))
-    return f"{SOURCE_LABELS.get(source, source)}, {run.profile} profile"
+    profile, *variant = run.profile.split("+")  # store label: profile+universe/instrument
+    extra = "".join(f", {v}" for v in variant)
+    return f"{SOURCE_LABELS.get(source, source)}, {profile} profile{extra}"
 
 
 def load_runs(kind: str, profile: str, names: list[str] | None = None,
@@ -71,6 +83,9 @@ def provenance_text(cfg: dict, ds) -> str:
     text = (f"**Data:** {SOURCE_LABELS.get(source, source)}, profile `{cfg['profile']}`: "
             f"{n_gal} galaxies × {ds.table.projection.nunique()} projections = {len(ds.table)} "
             f"samples, seed {ds.attrs.get('seed')}, file `{ds.path.name}`.")
+    if source == "mock":
+        text += f" Universe `{cfg['mock'].get('universe', 'observed')}`."
+    text += f" Instrument `{cfg['observe'].get('instrument', 'ideal')}`."
     if source != "tng":
         text += (" These are not TNG100 numbers: the paper's TNG100 values are shown beside "
                  "ours for comparison only.")

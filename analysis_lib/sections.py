@@ -221,46 +221,6 @@ def leakage_table(cfg: dict, dataset: str | Path, experiments: tuple[str, ...] =
     return pd.concat(frames, ignore_index=True)
 
 
-@dataclass
-class MockValidation:
-    """The mock universe against the published relations it was built from."""
-
-    relations: pd.DataFrame
-    degeneracies: pd.DataFrame
-    figures: dict
-    n_galaxies: int
-    dust: pd.DataFrame | None = None
-
-
-def mock_validation(cfg: dict, max_galaxies: int = 300, table: pd.DataFrame | None = None
-                    ) -> MockValidation:
-    """Generate up to max_galaxies mock galaxies and compare them with published relations.
-
-    With the dataset's table, the dust of the observed lines of sight is checked too.
-    """
-    import matplotlib.pyplot as plt
-    from tqdm.auto import tqdm
-
-    from analysis_lib.sources.mock import MockSource
-    from analysis_lib.sources.mock import validation as val
-
-    source = MockSource(cfg)
-    ids = source.galaxy_ids()[:max_galaxies]
-    summary = val.summarise_galaxies(source.load(i) for i in tqdm(ids, desc="mock galaxies"))
-    pop = source.population.iloc[: len(ids)]
-    size_relation = cfg["mock"].get("size_relation", "shen03")
-    figures = val.relation_figures(pop, summary, size_relation=size_relation)
-    dust = None
-    if table is not None and {"A_r", "A_g"} <= set(table):
-        dust = val.dust_table(table).round(3)
-        figures["dust_inclination"] = val.dust_figure(table)
-    for fig in figures.values():  # shown where the notebook chooses, not where they were made
-        plt.close(fig)
-    relations = val.relation_table(pop, summary, size_relation=size_relation).round(3)
-    return MockValidation(relations=relations, degeneracies=val.degeneracy_table(summary).round(3),
-                          figures=figures, n_galaxies=len(ids), dust=dust)
-
-
 COMPARISON_TARGETS = ("log_mstar", "log_mtot", "log_fdm", "log_ml_r")
 INCLINATION_BINS = (0.0, 45.0, 70.0, 90.0)
 
@@ -385,3 +345,80 @@ def baseline_table(baseline: Run, cnn: SectionRuns | None = None) -> pd.DataFram
                              "paper sigma [dex] (TNG100)": (cm.get("paper") or {}).get(
                                  "sigma")})
     return pd.DataFrame(rows)
+
+
+@dataclass
+class VariantComparison:
+    """The same experiments on two datasets that differ in one respect (instrument, universe)."""
+
+    table: pd.DataFrame
+    reference: str
+    variant: str
+    runs: dict[str, list[Run]]
+
+
+def variant_comparison(cfg: dict, key: str, value: str, cnn: list[str] | tuple[str, ...],
+                       gbdt: list[str] | tuple[str, ...] | str,
+                       overrides: list[str] | None = None,
+                       store: ResultsStore | None = None) -> VariantComparison:
+    """Train (if not stored) and score the same experiments on cfg's data and on a variant.
+
+    `key` is the setting that differs (e.g. 'observe.instrument' or 'mock.universe') and `value`
+    the variant's choice. Both datasets are built if missing (data/datasets/ names carry the
+    variant) and both sets of runs live side by side in the store (config.store_label). The
+    table has one row per experiment and quantity with bias and scatter on each dataset and the
+    change in scatter, so a reader sees what the variant costs. `overrides` are the ones cfg
+    was loaded with; the variant gets the same ones plus key=value.
+    """
+    from analysis_lib.build import ensure_dataset
+    from analysis_lib.config import load_config
+    from analysis_lib.models.cnn_train import run_cnn_experiment
+    from analysis_lib.models.gbdt import run_gbdt_experiment
+
+    store = store or ResultsStore()
+    cnn_exps = select_experiments("cnn", list(cnn)) if len(cnn) else []
+    gbdt_exps = select_experiments("gbdt", gbdt) if len(gbdt) else []
+    variant_over = [o for o in (overrides or []) if not o.startswith(f"{key}=")]
+    configs = {"reference": cfg,
+               "variant": load_config(cfg["profile"], variant_over + [f"{key}={value}"])}
+    runs: dict[str, list[Run]] = {}
+    for role, c in configs.items():
+        path = ensure_dataset(c)
+        for exp in cnn_exps:
+            run_cnn_experiment(c, path, exp, store=store)
+        for exp in gbdt_exps:
+            run_gbdt_experiment(c, path, exp, store=store)
+        runs[role] = ([store.load("cnn", e["name"], store_label(c)) for e in cnn_exps]
+                      + [store.load("gbdt", e["name"], store_label(c)) for e in gbdt_exps])
+    ref_name = str(_lookup(cfg, key))
+    rows = []
+    for ref_run, var_run in zip(runs["reference"], runs["variant"], strict=True):
+        for block in ("targets", "derived"):
+            for target, m_ref in (ref_run.metrics.get(block) or {}).items():
+                m_var = (var_run.metrics.get(block) or {}).get(target)
+                if m_var is None:
+                    continue
+                a, b = m_ref.get("all", m_ref), m_var.get("all", m_var)
+                rows.append({
+                    "model": "LightGBM" if ref_run.kind == "gbdt" else "CNN",
+                    "experiment": ref_run.name,
+                    "quantity": target + (" (derived)" if block == "derived" else ""),
+                    f"sigma [dex], {ref_name}": a.get("sigma"),
+                    f"sigma [dex], {value}": b.get("sigma"),
+                    "change in sigma [dex]": (None if a.get("sigma") is None
+                                              or b.get("sigma") is None
+                                              else b["sigma"] - a["sigma"]),
+                    f"bias [dex], {ref_name}": a.get("bias"),
+                    f"bias [dex], {value}": b.get("bias"),
+                    "N test": b.get("n"),
+                    "data": run_data_label(var_run),
+                })
+    return VariantComparison(table=pd.DataFrame(rows), reference=ref_name, variant=value,
+                             runs=runs)
+
+
+def _lookup(cfg: dict, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node

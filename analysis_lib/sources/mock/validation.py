@@ -102,11 +102,18 @@ def relation_table(population: pd.DataFrame, summary: pd.DataFrame | None = None
     add("SHMR (Moster+2013)", pop["log_mstar"] - np.log10(rel.moster13_mstar(pop["m200c"])),
         0.15, "drawn M* vs M200c; after the M*(<30 kpc) cut, so biased high at low M200c")
     size_fn = rel.SIZE_RELATIONS[size_relation]
+    # Shen+2003 split by Sersic index, so the population draws (and is compared) by structure
+    from analysis_lib.sources.mock.population import SIZE_SPLIT_BY_STRUCTURE
+
+    structural = size_relation in SIZE_SPLIT_BY_STRUCTURE
+    size_early = (pop["bt"] >= 0.5) if structural else pop["early"].astype(bool)
     for kind, is_early in (("early", True), ("late", False)):
-        sel = pop["early"] == is_early
+        sel = size_early == is_early
         med, sig_ln = size_fn(pop.loc[sel, "m_star"], np.full(sel.sum(), is_early))
         add(f"size-mass {kind} drawn ({size_relation})", np.log10(pop.loc[sel, "re_kpc"] / med),
-            float(np.median(sig_ln)) / np.log(10), "drawn R_e")
+            float(np.median(sig_ln)) / np.log(10),
+            "drawn R_e; " + ("split by B/T >= 0.5 (Shen split by Sersic n)" if structural
+                             else "split by type"))
     bins = np.arange(10.0, 11.8, 0.3)
     idx = np.digitize(pop["log_mstar"], bins)
     frac, pred = [], []
