@@ -8,6 +8,7 @@ flux survives. Layout:
     /inputs/vel_map, /inputs/sigma_map         (rows, M, M) float32  km/s
     /inputs/map_mask                           (rows, M, M) bool     True = valid pixel
     /targets/<name>, /features/<name>, /meta/<name>   (rows,)
+    /diagnostics/<name>                        (rows,)  optional, never model inputs
     root attributes: profile, seed, source, code_version, config (JSON), units (JSON)
 """
 
@@ -66,6 +67,18 @@ META: dict[str, str] = {
     "pixel_scale_kpc": "kpc per pixel of the rendered (largest) image",
     "A_r": "AB mag, r-band dust attenuation within projected 2 R_half (M_r minus dust-free M_r)",
     "A_g": "AB mag, g-band dust attenuation within projected 2 R_half (A_g - A_r = E(g-r))",
+}
+# Diagnostics of the source's physics (the mock's shortcut checks, shortcuts.py), never model
+# inputs or targets: models read FEATURES / TARGETS only. Optional: written when the records
+# carry them (the pipeline always does), read when the file has them (older files do not).
+DIAGNOSTICS: dict[str, str] = {
+    "log_mstar_total": "log10 Msun, all star particles of the galaxy",
+    "g_r_nodust": "AB mag, g-r colour of the dust-free light within projected 2 R_half",
+    "log_ml_r_nodust": "log10 Msun/Lsun, projected M*/L_r (dust-free) within R_half",
+    "log_ml_r_2rhalf_nodust": "log10 Msun/Lsun, projected M*/L_r (dust-free) within 2 R_half",
+    "log_age_r": "log10 yr, dust-free r-light-weighted mean of log age, projected 2 R_half",
+    "log_z_r": "log10 of the metal mass fraction Z, dust-free r-light-weighted mean, "
+               "projected 2 R_half",
 }
 MAP_INPUTS = ("vel_map", "sigma_map", "map_mask")
 ROOT_ATTRS = ("profile", "seed", "source", "code_version", "config", "units")
@@ -184,7 +197,13 @@ def _write_h5(tmp: Path, out_path: Path, columns: dict, attrs: dict, image_sizes
                     raise DatasetError(f"{out_path}: observations lack {group[:-1]} '{name}'")
                 dset = f.create_dataset(f"{group}/{name}", data=columns[name])
                 dset.attrs["description"] = unit
-        units = {**TARGETS, **FEATURES, **META, "image": "Lsun per pixel", "map": "km/s"}
+        for name, unit in DIAGNOSTICS.items():
+            if name in columns:
+                f.create_dataset(f"diagnostics/{name}", data=columns[name]).attrs[
+                    "description"] = unit
+        units = {**TARGETS, **FEATURES, **META, **{k: v for k, v in DIAGNOSTICS.items()
+                                                   if k in columns},
+                 "image": "Lsun per pixel", "map": "km/s"}
         meta_attrs = {"code_version": __version__, "units": json.dumps(units), **attrs}
         for key, value in meta_attrs.items():
             f.attrs[key] = value if isinstance(value, str | int | float) else json.dumps(value)
@@ -298,6 +317,9 @@ def _read_validated(path: Path, f: h5py.File) -> GalaxyDataset:
     for group, names in (("meta", META), ("targets", TARGETS), ("features", FEATURES)):
         for name in names:
             columns[name] = f[f"{group}/{name}"][...]
+    for name in DIAGNOSTICS:
+        if f"diagnostics/{name}" in f:
+            columns[name] = f[f"diagnostics/{name}"][...]
     attrs = {k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v)
              for k, v in f.attrs.items()}
     table = pd.DataFrame(columns)

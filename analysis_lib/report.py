@@ -49,13 +49,14 @@ def paper_row(section: str, method: str, inputs: str, target: str,
             "note": "" if pd.isna(row["note"]) else str(row["note"])}
 
 
-def source_label(cfg: dict) -> str:
+def source_label(cfg: dict, instrument: bool = True) -> str:
     """'mock universe (this library), universe observed, instrument ideal' and the like."""
     source = cfg["data"]["source"]
     parts = [SOURCE_LABELS.get(source, source)]
     if source == "mock":
         parts.append(f"universe {cfg['mock'].get('universe', 'observed')}")
-    parts.append(f"instrument {cfg['observe'].get('instrument', 'ideal')}")
+    if instrument:
+        parts.append(f"instrument {cfg['observe'].get('instrument', 'ideal')}")
     return ", ".join(parts)
 
 

@@ -68,12 +68,15 @@ class SectionRuns:
 COUNT_COLUMNS = ("N test", "pixels", "paper pixels")  # whole numbers in the book's tables
 
 
-def styled_table(table: pd.DataFrame, data_column: str = "data (this study)"):
+def styled_table(table: pd.DataFrame, data_column: str = "data (this study)",
+                 caption: str | None = None):
     """A pandas Styler whose caption names the data (one source per table), numbers rounded."""
     sources = sorted(set(table[data_column])) if data_column in table else []
     shown = table.drop(columns=[data_column]) if len(sources) == 1 else table
-    caption = (f"This study: {sources[0]}. Paper: IllustrisTNG100 (Chu et al.), for comparison."
-               if len(sources) == 1 else "Data sources as named per row; paper: IllustrisTNG100.")
+    if caption is None:
+        caption = (f"This study: {sources[0]}. Paper: IllustrisTNG100 (Chu et al.), for "
+                   "comparison." if len(sources) == 1
+                   else "Data sources as named per row; paper: IllustrisTNG100.")
     numeric = shown.select_dtypes("number").columns
     counts = [c for c in numeric if c in COUNT_COLUMNS]
     return (shown.style.format("{:.3f}", subset=[c for c in numeric if c not in counts],
@@ -415,6 +418,17 @@ def variant_comparison(cfg: dict, key: str, value: str, cnn: list[str] | tuple[s
                 })
     return VariantComparison(table=pd.DataFrame(rows), reference=ref_name, variant=value,
                              runs=runs)
+
+
+def variant_caption(comparison: VariantComparison) -> str:
+    """Caption of a variant table: the data, and that both columns are the same galaxies."""
+    from analysis_lib.report import source_label
+
+    first = comparison.runs["reference"][0] if comparison.runs["reference"] else None
+    data = source_label(first.config, instrument=False) if first is not None else "?"
+    return (f"Data: {data}; profile {first.config.get('profile') if first else '?'}. The same "
+            f"galaxies and split observed as '{comparison.reference}' and as "
+            f"'{comparison.variant}'; test-set bias and scatter of log10(predicted/true).")
 
 
 def _lookup(cfg: dict, dotted: str):

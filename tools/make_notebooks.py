@@ -313,7 +313,8 @@ survey_gbdt = "headline"
     ("hide", SETUP),
     ("code", '''comparison = sections.variant_comparison(cfg, "observe.instrument", survey_instrument,
                                         survey_cnn, survey_gbdt, overrides=overrides)
-sections.styled_table(comparison.table, data_column="data")'''),
+sections.styled_table(comparison.table, data_column="data",
+                      caption=sections.variant_caption(comparison))'''),
 ]
 
 notebooks["03_methods"] = [

@@ -99,6 +99,7 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
     except GalaxyInputError as exc:
         raise GalaxyInputError(f"galaxy {gid}: {exc}") from exc
     intrinsic = {"q": c_over_a, **orbit_fractions(circ), **targets.spherical_targets(galaxy, rhalf)}
+    intrinsic["log_mstar_total"] = float(np.log10(stars.mass.sum()))  # diagnostic: all stars
     spin = galaxy.meta.get("spin_axis")
     spin = circ.axis if spin is None else np.asarray(spin, dtype=float)
     mass_formed = stars.extra.get("initial_mass", stars.mass)
@@ -169,6 +170,11 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
         rec.update(features.photometry(r_proj, lum_r, lum_g, ap2, sun))
         rec["A_r"] = features.attenuation(r_proj, lum_r, stars.lum["r"], ap2)
         rec["A_g"] = features.attenuation(r_proj, lum_g, stars.lum["g"], ap2)
+        # diagnostics (dataset.DIAGNOSTICS: dust-free colour and M*/L, light-weighted age, Z)
+        rec["g_r_nodust"] = features.photometry(r_proj, stars.lum["r"], stars.lum["g"], ap2,
+                                                sun)["g_r"]
+        rec.update(targets.stellar_population_diagnostics(
+            r_proj, stars.mass, stars.lum["r"], stars.age_gyr, stars.metallicity, rhalf))
         rec["sfr"] = features.star_formation_rate(r_proj, stars.age_gyr, mass_formed, ap2,
                                                   float(obs["sfr_window_gyr"]))
         rec["sersic_n"] = sersic_index(a, b, lum_r, float(obs["sersic_rmin_rhalf"]) * rhalf, ap2,

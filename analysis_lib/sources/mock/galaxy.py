@@ -19,31 +19,37 @@ from analysis_lib.sources.mock.mass_model import (
     NFW,
     ExponentialDiscMonopole,
     Hernquist,
-    SheetPotential,
     SphericalModel,
     contract_halo,
     exponential_disc_radii,
+    halo_response_parameters,
     stratified_uniform,
 )
 from analysis_lib.sources.mock.relations import G_KPC_KMS2_MSUN as G
 from analysis_lib.sources.mock.ssp import (
-    SUN_ABS_MAG_LSST_AB,
-    mass_loss_fraction,
+    SUN_ABS_MAG_SDSS_AB,
     particle_luminosities,
+    particle_masses,
 )
 
 GAS_SIGMA_KMS = 10.0  # velocity dispersion of the cold gas disc
+SALPETER_OVER_CHABRIER_DEX = -np.log10(0.61)  # Madau & Dickinson 2014: M_Chab = 0.61 M_Salp
 GAS_PHASES = ("hi", "h2")  # atomic and molecular discs (population columns m_hi, hi_rd_kpc, ...)
 
 
 def imf_alpha(sigma_kms: float) -> float:
-    """Stellar mass excess over Kroupa at fixed light, ATLAS3D-like (Posacki+2015 fit).
+    """Stellar mass excess over Chabrier at fixed light, ATLAS3D-like (Posacki+2015 fit).
 
-    log alpha_Salpeter = 0.38 log(sigma / 200 km/s) - 0.06, and a Salpeter IMF is 0.19 dex
-    heavier than Kroupa at fixed light, so log alpha_Kroupa = 0.38 log(sigma/200) + 0.13,
-    floored at 0 (never lighter than Kroupa).
+    Posacki et al. (2015) fit the ATLAS3D + SLACS IMF mismatch relative to SALPETER,
+    log alpha_Salpeter = 0.38 log(sigma / 200 km/s) - 0.06 (coefficients as previously in this
+    code; not re-checked against the paper here). The base IMF of the light (the SSP table) is
+    Chabrier, and a Salpeter IMF has 1 / 0.61 times the Chabrier stellar mass at fixed light
+    (log 0.21 dex; the conversion factor 0.61 of Madau & Dickinson 2014, sec. 3.1, as we
+    recall it), so log alpha_Chabrier = 0.38 log(sigma/200) - 0.06 + 0.21, floored at 0 (never
+    lighter than Chabrier).
     """
-    return float(10 ** max(0.38 * np.log10(max(sigma_kms, 1.0) / 200.0) + 0.13, 0.0))
+    log_alpha_salp = 0.38 * np.log10(max(sigma_kms, 1.0) / 200.0) - 0.06
+    return float(10 ** max(log_alpha_salp + SALPETER_OVER_CHABRIER_DEX, 0.0))
 
 
 def build_mass_model(row: pd.Series | dict, mcfg: dict, alpha: float = 1.0
@@ -72,7 +78,8 @@ def build_mass_model(row: pd.Series | dict, mcfg: dict, alpha: float = 1.0
         def m_b(r):
             return sum(c.enclosed_mass(r) for c in baryons.values())
 
-        comps["dm"] = contract_halo(halo, m_b, m_bar)
+        comps["dm"] = contract_halo(halo, m_b, m_bar, *halo_response_parameters(
+            mcfg.get("halo_response", "gnedin04")))
     else:
         comps["dm"] = halo
     return SphericalModel(comps, halo_tail=halo), comps
@@ -122,7 +129,7 @@ def _gas_particles(row, comps: dict, model, particle_mass: float, rng: np.random
     phase = np.concatenate(phase_parts)
     mass = np.concatenate(masses)
     rc = np.maximum(np.hypot(pos[:, 0], pos[:, 1]), 1e-9)
-    vc = model.vcirc(np.linalg.norm(pos, axis=1))
+    vc = model.vcirc(rc)  # in-plane v_c of the flattened total potential (GalaxyPotential)
     vel = np.column_stack([-vc * pos[:, 1] / rc, vc * pos[:, 0] / rc, np.zeros(len(pos))])
     vel = vel + rng.normal(0, GAS_SIGMA_KMS, (len(pos), 3))
     molecular = phase == GAS_PHASES.index("h2")
@@ -131,8 +138,10 @@ def _gas_particles(row, comps: dict, model, particle_mass: float, rng: np.random
         sfr[molecular] = sfr_total * mass[molecular] / mass[molecular].sum()
     metallicity = stellar_pops.gas_metallicity(rc, float(row["disc_rd_kpc"]),
                                                float(row["log_zgas_zsun"]))
-    # extra['phase']: 0 = atomic (HI), 1 = molecular (H2)
-    return Gas(pos, vel, mass, metallicity=metallicity, extra={"sfr": sfr, "phase": phase})
+    # extra['phase']: 0 = atomic (HI), 1 = molecular (H2); both neutral, so the dust column
+    # (observe/dust.py) counts all of it: 'neutral_fraction' 1
+    return Gas(pos, vel, mass, metallicity=metallicity,
+               extra={"sfr": sfr, "phase": phase, "neutral_fraction": np.ones(len(pos))})
 
 
 def _isotropic_positions(rng: np.random.Generator, r: np.ndarray) -> np.ndarray:
@@ -165,8 +174,11 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
     masses; m_star_dropped / m_gas_dropped: component mass below half a particle, absent from
     the particles but present in the potential), r_half_3d_model, fdm_rhalf_model,
     sigma_proxy_kms (sqrt(G M(<r_half) / 3 r_half)), imf_alpha, contraction, slow_rotator,
-    sfr_100myr (Msun/yr), toomre_q_min (discs), vcirc_kms and potential_kms2 (callables of 3D r
-    in kpc: the monopole), mass_model and disc_sheet (the exact model potential, disc frame),
+    sfr_100myr (Msun/yr), toomre_q_min, toomre_q_floor_fraction and sigma_z_over_sigma_r
+    (discs), anisotropy_ra_kpc and anisotropy_ra_raised (spheroids; None = isotropic),
+    vcirc_kms (callable of cylindrical R in kpc: in-plane v_c of the flattened total potential),
+    potential_kms2 (callable of 3D r: the monopole), mass_model (monopoles) and disc_sheet (the
+    discs' flattened residual; mass_model + disc_sheet = the exact model potential, disc frame),
     orientation_matrix (disc frame -> box frame: x_box = M @ x_disc).
     """
     gid = int(row["galaxy_id"])
@@ -176,14 +188,14 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
     m_p = float(mcfg["star_particle_mass"])
 
     model, comps = build_mass_model(row, mcfg)
-    r_half_kroupa = model.half_mass_radius(tuple(c for c in ("bulge", "disc") if c in comps))
-    sigma_proxy = float(np.sqrt(G * model.enclosed_mass(r_half_kroupa) / (3 * r_half_kroupa)))
+    r_half_base = model.half_mass_radius(tuple(c for c in ("bulge", "disc") if c in comps))
+    sigma_proxy = float(np.sqrt(G * model.enclosed_mass(r_half_base) / (3 * r_half_base)))
     alpha = 1.0
     if mcfg["imf"] == "varying":
         alpha = imf_alpha(sigma_proxy)
         model, comps = build_mass_model(row, mcfg, alpha)
-    elif mcfg["imf"] != "kroupa":
-        raise ValueError(f"mock.imf '{mcfg['imf']}' unknown (kroupa | varying)")
+    elif mcfg["imf"] != "chabrier":
+        raise ValueError(f"mock.imf '{mcfg['imf']}' unknown (chabrier | varying)")
 
     rng_pos = galaxy_rng(seed, gid, "positions")
     rng_vel = galaxy_rng(seed, gid, "velocities")
@@ -191,46 +203,60 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
     rng_gas = galaxy_rng(seed, gid, "gas")
     rng_orient = galaxy_rng(seed, gid, "orientation")
 
-    quench_gyr = float(rng_pop.uniform(1.0, 3.0)) if early else 0.0
+    history = stellar_pops.draw_history(rng_pop, early, float(row["m_star"]),
+                                        float(row["m_h2"]), float(mcfg["sfh_burstiness"]))
     pos_parts, vel_parts, age_parts, z_parts, mass_parts, comp_parts = [], [], [], [], [], []
-    sheet = None
+    init_parts = []  # initial (formed) masses: one per component; current = initial x f_rem(age)
+    # total potential: monopoles + thick stellar and gas discs (flattened residual, disc frame)
+    galpot = dynamics.flattened_potential(model, comps, float(row["disc_z0_kpc"]),
+                                          0.5 * float(row["disc_z0_kpc"]))
+    sheet = galpot.discs
+    dyn_meta: dict = {}
     m_star_total = float(row["m_star"]) * alpha
     if "bulge" in comps:
         bulge = comps["bulge"]
         n_b = max(_n_particles(bulge.mass, m_p), 1)
         pos_b = _isotropic_positions(rng_pos, bulge.sample_radii(rng_pos, n_b))
-        r_a = mcfg.get("anisotropy_ra_rhalf")
-        r_a_kpc = None if r_a is None else float(r_a) * (1 + np.sqrt(2)) * bulge.a
-        q, f = dynamics.eddington_df(model, bulge.density, r_a=r_a_kpc)
+        r_a_kpc, q, f, raised = dynamics.spheroid_anisotropy_radius(
+            model, bulge.density, dynamics.HERNQUIST_RHALF_OVER_A * bulge.a,
+            mcfg["spheroid_anisotropy"], row.get("beta_rhalf"))
+        dyn_meta.update(anisotropy_ra_kpc=r_a_kpc, anisotropy_ra_raised=raised)
         vel_b = dynamics.sample_spheroid_velocities(rng_vel, pos_b, model, q, f, r_a=r_a_kpc)
         vel_b = _flip_to_prograde(rng_vel, pos_b, vel_b, float(row["rotation_flip"]))
         age_b, z_b = stellar_pops.bulge_populations(
             rng_pop, np.linalg.norm(pos_b, axis=1), 1.8153 * bulge.a, m_star_total,
-            float(row["log_z_zsun"]), quench_gyr)
+            float(row["log_z_zsun"]), history)
         pos_parts.append(pos_b)
         vel_parts.append(vel_b)
         age_parts.append(age_b)
         z_parts.append(z_b)
-        mass_parts.append(np.full(n_b, bulge.mass / n_b))
+        m_now, m_init = particle_masses(bulge.mass, age_b, z_b)
+        mass_parts.append(m_now)
+        init_parts.append(m_init)
         comp_parts.append(np.zeros(n_b, np.int8))
     if "disc" in comps:
         disc = comps["disc"]
         n_d = _n_particles(disc.mass, m_p)
         if n_d > 0:
             z0 = float(row["disc_z0_kpc"])
-            sheet = SheetPotential(disc.mass / (2 * np.pi * disc.r_d**2), disc.r_d, z0)
             pos_d = _disc_positions(rng_pos, n_d, disc.r_d, z0)
-            moments = dynamics.disc_kinematics(model, sheet)
-            q_min = float(np.min(moments["toomre_q"](np.linspace(0.5, 4, 20) * disc.r_d)))
+            ratio = dynamics.draw_sigma_ratio(rng_vel)
+            moments = dynamics.disc_kinematics(galpot, disc.mass, disc.r_d, z0, ratio)
+            q_band = moments["toomre_q"](np.linspace(0.5, 4, 20) * disc.r_d)
+            dyn_meta.update(disc_rd_kpc=disc.r_d, disc_z0_kpc=z0, sigma_z_over_sigma_r=ratio,
+                            toomre_q_min=float(np.min(q_band)),  # 0.5-4 R_d, after the floor
+                            toomre_q_floor_fraction=moments["q_floor_raised"])
             vel_d = dynamics.sample_disc_velocities(rng_vel, pos_d, moments)
             age_d, z_d = stellar_pops.disc_populations(
                 rng_pop, np.hypot(pos_d[:, 0], pos_d[:, 1]), disc.r_d, m_star_total,
-                float(row["log_z_zsun"]), early, quench_gyr)
+                float(row["log_z_zsun"]), history)
             pos_parts.append(pos_d)
             vel_parts.append(vel_d)
             age_parts.append(age_d)
             z_parts.append(z_d)
-            mass_parts.append(np.full(n_d, disc.mass / n_d))
+            m_now, m_init = particle_masses(disc.mass, age_d, z_d)
+            mass_parts.append(m_now)
+            init_parts.append(m_init)
             comp_parts.append(np.ones(n_d, np.int8))
     if not pos_parts:
         raise GalaxyInputError(f"galaxy {gid}: stellar mass below one particle")
@@ -241,19 +267,21 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
     mass = np.concatenate(mass_parts)
     potential = dynamics.total_potential(model, sheet, pos)
     lum = particle_luminosities(mass / alpha, age, metal, ("g", "r"))
-    # light is that of the Kroupa-IMF mass (mass / alpha); the extra alpha is dark stellar mass
+    # light is that of the Chabrier-IMF mass (mass / alpha); the extra alpha is dark stellar mass
 
     m_star_dropped = m_star_total - float(mass.sum())
     m_gas = float(row["m_gas"])
     # SFR over the last 100 Myr (Msun/yr), from the mass the young particles formed with
     young = age < 0.1
-    sfr_total = float(np.sum(mass[young] / (1 - mass_loss_fraction(age[young]))) / 1e8)
-    gas = _gas_particles(row, comps, model, float(mcfg["gas_particle_mass"]), rng_gas, sfr_total)
+    initial_mass = np.concatenate(init_parts)
+    sfr_total = float(np.sum(initial_mass[young]) / 1e8)
+    gas = _gas_particles(row, comps, galpot, float(mcfg["gas_particle_mass"]), rng_gas, sfr_total)
 
     rot = _random_orientation(rng_orient, np.array([row["spin_x"], row["spin_y"],
                                                     row["spin_z"]], float))
     # extra['component']: 0 = spheroid (bulge) particle, 1 = disc particle
-    stars = Stars(pos @ rot.T, vel @ rot.T, mass, extra={"component": np.concatenate(comp_parts)},
+    stars = Stars(pos @ rot.T, vel @ rot.T, mass, extra={"component": np.concatenate(comp_parts),
+                                                         "initial_mass": initial_mass},
                   age_gyr=age, metallicity=metal, lum=lum, potential=potential)
     if gas is not None:
         gas = Gas(gas.pos @ rot.T, gas.vel @ rot.T, gas.mass, metallicity=gas.metallicity,
@@ -272,11 +300,10 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
         "sigma_proxy_kms": sigma_proxy, "imf_alpha": alpha,
         "contraction": bool(mcfg.get("contraction")), "slow_rotator": bool(row["slow_rotator"]),
         "sfr_100myr": sfr_total,
-        "vcirc_kms": model.vcirc, "potential_kms2": model.potential,
+        "vcirc_kms": galpot.vcirc, "potential_kms2": model.potential,
         "mass_model": model, "disc_sheet": sheet,  # the exact model potential (disc frame)
         "orientation_matrix": rot,
-        "sun_abs_mag_ab": dict(SUN_ABS_MAG_LSST_AB),  # luminosities are in LSST solar units
+        "sun_abs_mag_ab": dict(SUN_ABS_MAG_SDSS_AB),  # luminosities are in SDSS solar units
     }
-    if sheet is not None:
-        meta["toomre_q_min"] = q_min  # over 0.5-4 R_d, after the Q floor of disc_kinematics
+    meta.update(dyn_meta)
     return Galaxy(gid, stars, gas=gas, dm=comps["dm"], meta=meta)

@@ -2,10 +2,11 @@
 
 Units: kpc, Msun, (km/s)^2 for potentials. Choices:
 - Stellar spheroid: Hernquist (1990) profile, scale a (3D half-mass radius (1 + sqrt 2) a).
-- Discs (stars and gas): exponential in R. For the potential we use their monopole, which for a
-  razor-thin disc is exact in the enclosed-mass sense: M(<r) = M [1 - (1 + r/Rd) e^{-r/Rd}].
-  The non-spherical part of the disc potential is neglected, except the stellar disc's vertical
-  self-gravity, which galaxy.py adds as an isothermal sheet (see `SheetPotential`).
+- Discs (stars and gas): exponential in R, sech^2 in z. SphericalModel holds their monopole
+  (M(<r) = M [1 - (1 + r/Rd) e^{-r/Rd}], the razor-thin disc's enclosed mass, used for the
+  spheroid's distribution function and halo contraction); `DiscResidual` adds the flattened
+  rest, so that `GalaxyPotential` is the exact potential of thick exponential discs
+  (`ThickExponentialDisc`, Hankel-transform tables) + bulge + halo.
 - Dark matter: NFW (M200c, c), scaled by (1 - M_galaxy / M200c) so that the halo's total mass
   inside r200 stays M200c; optional baryonic contraction (Gnedin+2004 modified adiabatic
   contraction, A = 0.85, w = 0.8; Blumenthal+1986 with A = w = 1).
@@ -14,6 +15,7 @@ Units: kpc, Msun, (km/s)^2 for potentials. Choices:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -217,46 +219,219 @@ class SphericalModel:
         return float(np.exp(np.interp(0.5 * m[-1], m, np.log(self.r_grid))))
 
 
-@dataclass
-class SheetPotential:
-    """Vertical self-gravity of the stellar disc as a local isothermal sheet (disc frame).
+# --- flattened discs: the exact potential of a thick exponential disc, on tables -------------
+# In units G M = R_d = 1 the potential of rho = e^{-R} sech^2(z/h) / (4 pi h) depends only on
+# h = z0 / R_d. Hankel form (Binney & Tremaine 2008, eq. 2.185 with a vertical profile):
+#   Phi(R, z) = -int_0^inf J0(kR) S(k) Z(k, z) dk,  S(k) = (1 + k^2)^(-3/2),
+#   Z(k, z) = int rho_z(z') e^{-k|z - z'|} dz',  rho_z = sech^2(z'/h) / (2h),
+# and F_R = -int k J1(kR) S Z dk, F_z = int J0(kR) S dZ/dz dk. Z depends on (s = k h, u = z/h)
+# only; for u > 12 it is e^{-ku} L(s), L(s) = (pi s/2) / sin(pi s/2) (the two-sided Laplace
+# transform of sech^2; terms with s > 1.9 are below e^{-22} there). Tables are built once per
+# process for a geometric grid of h and interpolated linearly in log h (forces to ~0.5 %).
+_K = np.concatenate([np.arange(0.0, 20.0, 0.01), np.arange(20.0, 200.0 + 1e-9, 0.05)])
+_K_W = np.gradient(_K)  # trapezoid weights on the two uniform pieces (end halves below)
+_K_W[0] *= 0.5
+_K_W[-1] *= 0.5
+_R_TAB = 0.25 * np.sinh(np.linspace(0.0, np.arcsinh(30.0 / 0.25), 161))  # R / R_d
+_U_IN = 2.0 * np.sinh(np.linspace(0.0, np.arcsinh(6.0), 29))  # z / z0 up to 12
+_S_TAB = np.geomspace(1e-4, 300.0, 240)
+_H_NODES = np.geomspace(0.004, 1.0, 59)  # z0 / R_d, ratio 1.1
+_TAB_EDGE = 30.0  # tables reach R, |z| = 30 R_d; beyond, the disc's monopole (error < 0.5 %)
 
-    Near the plane phi = 2 sigma_z^2(R) ln cosh(z / z0), sigma_z^2 = pi G Sigma(R) z0: the
-    potential of a sech^2 sheet of surface density Sigma(R), added to the monopole (whose own
-    vertical force near the plane is much weaker). An infinite sheet's potential grows without
-    bound with |z|, while far from the disc its mass is already in the monopole, so the term
-    saturates: phi = 2 sigma_z^2 c tanh(ln cosh(z/z0) / c), c = ln cosh(`saturation`), i.e. the
-    sheet's vertical force fades beyond ~`saturation` z0. It vanishes in the plane, so v_c(R)
-    is the monopole's.
+
+def _sech2(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-2.0 * np.abs(x))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+@lru_cache(maxsize=1)
+def _vertical_kernel() -> tuple[np.ndarray, np.ndarray]:
+    """A(s, u) = int_0^inf sech^2(u - t) e^{-st} dt and B (with u + t), at (_S_TAB, _U_IN).
+
+    Z(s, u) = (A + B) / 2 and dZ/du = -(s / 2)(A - B).
+    """
+    t = np.concatenate([[0.0], np.geomspace(1e-6, 60.0, 2500)])
+    w = np.gradient(t)
+    w[0] *= 0.5
+    w[-1] *= 0.5
+    e = np.exp(-np.outer(_S_TAB, t)) * w
+    a = e @ _sech2(_U_IN[:, None] - t[None, :]).T
+    b = e @ _sech2(_U_IN[:, None] + t[None, :]).T
+    return a, b
+
+
+@lru_cache(maxsize=1)
+def _bessel_weights() -> tuple[np.ndarray, np.ndarray]:
+    from scipy.special import j0, j1
+
+    kr = np.outer(_R_TAB, _K)
+    sw = (1.0 + _K**2) ** -1.5 * _K_W
+    return j0(kr) * sw, j1(kr) * (_K * sw)
+
+
+@cache
+def _disc_table(node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(z grid, Phi, F_R, F_z) on (_R_TAB, z >= 0) for h = _H_NODES[node], units G M = R_d = 1."""
+    h = float(_H_NODES[node])
+    a, b = _vertical_kernel()
+    s = _K * h
+    ls, l_tab = np.log(np.maximum(s, _S_TAB[0])), np.log(_S_TAB)
+    zin = np.empty((len(_K), len(_U_IN)))
+    dzin = np.empty_like(zin)
+    for j in range(len(_U_IN)):
+        aj, bj = np.interp(ls, l_tab, a[:, j]), np.interp(ls, l_tab, b[:, j])
+        zin[:, j] = 0.5 * (aj + bj)
+        dzin[:, j] = -0.5 * s * (aj - bj) / h
+    z_out = np.geomspace(12.0 * h, _TAB_EDGE, 41)[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lap = np.where(s < 1.9, np.where(s > 0, 0.5 * np.pi * s / np.sin(0.5 * np.pi * s), 1.0),
+                       0.0)
+    zo = np.exp(-np.outer(_K, z_out)) * lap[:, None]
+    z_all = np.concatenate([h * _U_IN, z_out])
+    zk = np.concatenate([zin, zo], axis=1)
+    dzk = np.concatenate([dzin, -_K[:, None] * zo], axis=1)
+    j0w, j1w = _bessel_weights()
+    return z_all, -(j0w @ zk), -(j1w @ zk), j0w @ dzk
+
+
+def bilinear(xg: np.ndarray, yg: np.ndarray, table: np.ndarray, x: np.ndarray,
+             y: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of table[xg, yg] at (x, y), clamped to the grid."""
+    ix = np.clip(np.searchsorted(xg, x) - 1, 0, len(xg) - 2)
+    iy = np.clip(np.searchsorted(yg, y) - 1, 0, len(yg) - 2)
+    tx = np.clip((x - xg[ix]) / (xg[ix + 1] - xg[ix]), 0.0, 1.0)
+    ty = np.clip((y - yg[iy]) / (yg[iy + 1] - yg[iy]), 0.0, 1.0)
+    return ((1 - tx) * (1 - ty) * table[ix, iy] + tx * (1 - ty) * table[ix + 1, iy]
+            + (1 - tx) * ty * table[ix, iy + 1] + tx * ty * table[ix + 1, iy + 1])
+
+
+@dataclass
+class ThickExponentialDisc:
+    """Exact potential of rho = M / (4 pi R_d^2 z0) e^{-R/R_d} sech^2(z/z0) (see tables above).
+
+    Valid for 0.004 <= z0 / R_d <= 1 (outside, a clear error). Also gives the monopole of the
+    razor-thin disc (ExponentialDiscMonopole), which SphericalModel already holds.
     """
 
-    sigma0: float  # central surface density, Msun / kpc^2
+    mass: float
     r_d: float
     z0: float
-    saturation: float = 2.5
 
-    @property
-    def _c(self) -> float:
-        return float(np.log(np.cosh(self.saturation)))
+    def __post_init__(self) -> None:
+        h = self.z0 / self.r_d
+        if not _H_NODES[0] <= h <= _H_NODES[-1]:
+            raise ValueError(f"disc z0/R_d = {h:.4g} outside the tabulated range "
+                             f"[{_H_NODES[0]}, {_H_NODES[-1]}] (mass {self.mass:.3g} Msun)")
+        lh = np.log(_H_NODES)
+        self._node = int(np.clip(np.searchsorted(lh, np.log(h)) - 1, 0, len(lh) - 2))
+        self._w = float((np.log(h) - lh[self._node]) / (lh[self._node + 1] - lh[self._node]))
 
-    def sigma_z2(self, r_cyl: np.ndarray) -> np.ndarray:
-        return np.pi * G * self.sigma0 * np.exp(-np.asarray(r_cyl) / self.r_d) * self.z0
+    def __getstate__(self) -> dict:
+        return {"mass": self.mass, "r_d": self.r_d, "z0": self.z0}
 
-    @staticmethod
-    def _lncosh(u: np.ndarray) -> np.ndarray:
-        a = np.abs(u)
-        return a + np.log1p(np.exp(-2 * a)) - np.log(2.0)
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    def _tables(self, r_cyl: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(phi, F_R, F_z) in units G M / R_d (phi) and G M / R_d^2, at R, z in R_d."""
+        out = []
+        az = np.abs(z)
+        for node, w in ((self._node, 1.0 - self._w), (self._node + 1, self._w)):
+            zg, phi, fr, fz = _disc_table(node)
+            out.append([w * bilinear(_R_TAB, zg, t, r_cyl, az) for t in (phi, fr, fz)])
+        phi, fr, fz = (a + b for a, b in zip(*out, strict=True))
+        return phi, fr, np.sign(z) * fz
+
+    def _mono(self, r_cyl, z):
+        r = np.maximum(np.hypot(r_cyl, z), 1e-9)
+        ex = np.exp(-r)
+        return -(1.0 - ex) / r, -(1.0 - (1.0 + r) * ex) / r**2, r
+
+    def potential_and_forces(self, r_cyl: np.ndarray, z: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(Phi (km/s)^2, F_R, F_z (km/s)^2/kpc) of the thick disc at R, z in kpc."""
+        x, y = np.asarray(r_cyl, float) / self.r_d, np.asarray(z, float) / self.r_d
+        x, y = np.broadcast_arrays(x, y)
+        phi, fr, fz = self._tables(x, y)
+        far = (x > _TAB_EDGE) | (np.abs(y) > _TAB_EDGE)
+        if np.any(far):
+            pm, fm, r = self._mono(x, y)
+            phi, fr, fz = (np.where(far, pm, phi), np.where(far, fm * x / r, fr),
+                           np.where(far, fm * y / r, fz))
+        gm = G * self.mass
+        return gm / self.r_d * phi, gm / self.r_d**2 * fr, gm / self.r_d**2 * fz
+
+    def monopole_potential_and_forces(self, r_cyl: np.ndarray, z: np.ndarray
+                                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Same for the razor-thin disc's monopole M(<r) = M [1 - (1 + x) e^{-x}]."""
+        x, y = np.asarray(r_cyl, float) / self.r_d, np.asarray(z, float) / self.r_d
+        pm, fm, r = self._mono(x, y)
+        gm = G * self.mass
+        return gm / self.r_d * pm, gm / self.r_d**2 * fm * x / r, gm / self.r_d**2 * fm * y / r
+
+
+@dataclass
+class DiscResidual:
+    """Flattened discs minus their monopoles (disc frame): added to a SphericalModel that holds
+    the monopoles, it gives the exact potential of bulge + halo + thick exponential discs."""
+
+    discs: list
 
     def potential(self, r_cyl: np.ndarray, z: np.ndarray) -> np.ndarray:
-        c = self._c
-        return 2 * self.sigma_z2(r_cyl) * c * np.tanh(self._lncosh(np.asarray(z) / self.z0) / c)
+        out = 0.0
+        for d in self.discs:
+            out = out + d.potential_and_forces(r_cyl, z)[0] \
+                - d.monopole_potential_and_forces(r_cyl, z)[0]
+        return out
 
     def forces(self, r_cyl: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(F_R, F_z) = -grad phi, (km/s)^2 / kpc."""
-        c = self._c
-        u = np.asarray(z) / self.z0
-        s2 = self.sigma_z2(r_cyl)
-        t = np.tanh(self._lncosh(u) / c)
-        f_r = 2 * s2 / self.r_d * c * t
-        f_z = -2 * s2 / self.z0 * (1 - t**2) * np.tanh(u)
+        f_r, f_z = 0.0, 0.0
+        for d in self.discs:
+            _, fr, fz = d.potential_and_forces(r_cyl, z)
+            _, mr, mz = d.monopole_potential_and_forces(r_cyl, z)
+            f_r, f_z = f_r + fr - mr, f_z + fz - mz
         return f_r, f_z
+
+
+@dataclass
+class GalaxyPotential:
+    """Total potential: the spherical model (all monopoles) + the discs' flattened residual."""
+
+    model: SphericalModel
+    discs: DiscResidual | None
+
+    def forces(self, r_cyl: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(F_R, F_z), (km/s)^2 / kpc, at cylindrical R and height z (kpc, disc frame)."""
+        r_cyl, z = np.broadcast_arrays(np.asarray(r_cyl, float), np.asarray(z, float))
+        r = np.maximum(np.hypot(r_cyl, z), 1e-9)
+        fm = self.model.radial_force(r)
+        f_r, f_z = fm * r_cyl / r, fm * z / r
+        if self.discs is not None:
+            dr, dz = self.discs.forces(r_cyl, z)
+            f_r, f_z = f_r + dr, f_z + dz
+        return f_r, f_z
+
+    def vcirc(self, r_cyl_kpc: np.ndarray) -> np.ndarray:
+        """Circular velocity in the disc plane, sqrt(-R F_R(R, 0)), km/s."""
+        r = np.maximum(np.asarray(r_cyl_kpc, float), 1e-9)
+        return np.sqrt(np.clip(-r * self.forces(r, np.zeros_like(r))[0], 0.0, None))
+# --- Halo response to the baryons (knob mock.halo_response; added by helper "Universes") ---
+# (A, w) of contract_halo's orbit-averaged radius rbar = A r200 (r / r200)^w:
+# - gnedin04: Gnedin et al. (2004, ApJ 616, 16) modified adiabatic contraction, A = 0.85,
+#   w = 0.8, calibrated on hydrodynamical cluster and galaxy simulations (weaker than the
+#   classical model because orbits are eccentric);
+# - blumenthal86: Blumenthal et al. (1986, ApJ 301, 27) adiabatic contraction of circular
+#   orbits, A = w = 1, the classical (strongest) response.
+# Used only when mock.contraction is true.
+HALO_RESPONSES: dict[str, tuple[float, float]] = {"gnedin04": (0.85, 0.8),
+                                                  "blumenthal86": (1.0, 1.0)}
+
+
+def halo_response_parameters(name: str) -> tuple[float, float]:
+    """(A, w) of the named halo-response model; one clear error for an unknown name."""
+    if name not in HALO_RESPONSES:
+        raise ValueError(f"mock.halo_response '{name}' unknown "
+                         f"(choose from {', '.join(HALO_RESPONSES)})")
+    return HALO_RESPONSES[name]
