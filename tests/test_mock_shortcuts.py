@@ -9,6 +9,7 @@ import pytest
 
 from analysis_lib.sources.mock import stellar_pops as sp
 from analysis_lib.sources.mock.shortcuts import (
+    age_metallicity_table,
     dust_free_colour,
     dust_free_log_ml_r,
     fit_residual_scatter,
@@ -33,7 +34,9 @@ def _table(rng, n, separated: bool) -> pd.DataFrame:
     return pd.DataFrame({"galaxy_id": np.arange(n) // 3, "galaxy_type": early.astype(int),
                          "sfr": sfr, "kinetic_bt": kbt, "g_r": g_r + 0.2 * a_r,
                          "A_r": a_r, "A_g": 1.2 * a_r, "log_ml_r": ml + 0.4 * a_r,
-                         "log_mstar_2rhalf": rng.uniform(10, 11.5, n)})
+                         "log_ml_r_2rhalf": ml + 0.4 * a_r - 0.02, "g_r_nodust": g_r,
+                         "log_ml_r_nodust": ml, "log_ml_r_2rhalf_nodust": ml - 0.02,
+                         "log_mstar_total": rng.uniform(10, 11.5, n)})
 
 
 def test_a_lookup_is_flagged_and_an_overlap_is_not():
@@ -59,24 +62,36 @@ def test_a_lookup_is_flagged_and_an_overlap_is_not():
     assert not off[off.index.str.startswith("median g-r of early types minus")]["met"].any()
 
 
-def test_dust_free_reconstruction_and_scatter():
+def test_dust_free_columns_and_scatter():
     rng = np.random.default_rng(1)
     t = _table(rng, 3000, separated=False)
-    free = dust_free_colour(t)
-    np.testing.assert_allclose(free, t["g_r"] - 0.2 * t["A_r"])
+    np.testing.assert_array_equal(dust_free_colour(t), t["g_r_nodust"])
+    np.testing.assert_array_equal(dust_free_log_ml_r(t, "2rhalf"), t["log_ml_r_2rhalf_nodust"])
+    with pytest.raises(ValueError, match="aperture"):
+        dust_free_log_ml_r(t, "3rhalf")
     # the synthetic M*/L has 0.1 dex scatter about its colour line without dust
-    assert fit_residual_scatter(free, dust_free_log_ml_r(t)) == pytest.approx(0.1, abs=0.01)
+    assert fit_residual_scatter(dust_free_colour(t), dust_free_log_ml_r(t)) == pytest.approx(
+        0.1, abs=0.01)
+    table = shortcut_table(t).set_index("check")
+    row = "scatter of log M*/L_r (2 R_half) about a line in g-r, dust-free, early types [dex]"
+    assert table.loc[row, "value"] == pytest.approx(0.1, abs=0.015) and table.loc[row, "met"]
     x = np.linspace(0, 1, 50)
     assert fit_residual_scatter(x, 2 * x + 1) == pytest.approx(0.0, abs=1e-12)
     assert overlap_fractions(np.zeros(10), np.ones(10)) == (0.0, 0.0)
     rs = red_sequence_medians(t)
     assert len(rs) >= 2
     assert np.allclose(rs["g_r_dust_free"], 0.75, atol=0.02)
+    off = red_sequence_medians(t, reference=lambda lm: 0.70 + 0.0 * lm)
+    np.testing.assert_allclose(off["offset_dust_free"], off["g_r_dust_free"] - 0.70)
+    np.testing.assert_allclose(off["offset_attenuated"], off["g_r_attenuated"] - 0.70)
 
 
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match="kinetic_bt"):
         shortcut_table(pd.DataFrame({"galaxy_id": [0], "galaxy_type": [1]}))
+    old = _table(np.random.default_rng(0), 30, separated=True).drop(columns=["g_r_nodust"])
+    with pytest.raises(ValueError, match="g_r_nodust.*rebuild"):
+        shortcut_table(old)
 
 
 def test_metallicity_uses_the_bc03_solar_scale():
@@ -126,24 +141,27 @@ def test_burstiness_makes_histories_stochastic():
         sp.draw_history(rng, False, 3e10, 1e9, -1.0)
 
 
-def test_light_weighted_age_table_reads_ages_and_the_gallazzi_table():
-    from types import SimpleNamespace
-
+def test_age_metallicity_table_reads_the_diagnostics_and_gallazzi():
     from analysis_lib.sources.mock import relations as rel
-    from analysis_lib.sources.mock.shortcuts import light_weighted_age_table
 
     rng = np.random.default_rng(5)
-    gals = []
-    for _ in range(60):
-        age = 10 ** rng.uniform(0.3, 1.0)  # Gyr, one age per galaxy
-        stars = SimpleNamespace(lum={"r": np.ones(10)}, age_gyr=np.full(10, age),
-                                mass=np.ones(10))
-        gals.append(SimpleNamespace(stars=stars, meta={"m_star_model": 10**10.6,
-                                                       "galaxy_type": "early"}))
-    table = light_weighted_age_table(gals)
-    assert len(table) == 1 and table["n"].iloc[0] == 60
+    n_gal = 60
+    age = rng.uniform(9.3, 10.0, n_gal)
+    log_z = rng.uniform(-0.3, 0.2, n_gal)  # log Z / Zsun on the BC03 scale
+    t = pd.DataFrame({"galaxy_id": np.repeat(np.arange(n_gal), 3),
+                      "galaxy_type": np.repeat(np.arange(n_gal) % 2, 3),
+                      "log_mstar_total": 10.6,
+                      "log_age_r": np.repeat(age, 3) + rng.normal(0, 0.01, 3 * n_gal),
+                      "log_z_r": np.repeat(log_z + np.log10(0.02), 3)})
+    table = age_metallicity_table(t)
+    assert len(table) == 1 and table["n"].iloc[0] == n_gal  # one value per galaxy
     row = table.iloc[0]
-    assert 9.3 < row["mock_p16"] < row["mock_p50"] < row["mock_p84"] < 10.0
+    assert row["mock_age_p50"] == pytest.approx(np.median(age), abs=0.02)
+    assert row["mock_z_p16"] == pytest.approx(np.percentile(log_z, 16), abs=1e-9)
     p16, p50, p84 = rel.gallazzi05_log_age(10**10.51)
     assert (p16, p50, p84) == (pytest.approx(9.34), pytest.approx(9.73), pytest.approx(9.98))
-    assert row["g05_p50"] == pytest.approx(float(rel.gallazzi05_log_age(10**10.6)[1]))
+    assert row["g05_age_p50"] == pytest.approx(float(rel.gallazzi05_log_age(10**10.6)[1]))
+    assert row["g05_z_p50"] == pytest.approx(float(rel.gallazzi05_logz_split(10**10.6)[0]))
+    assert abs(row["early_age_z_correlation"]) < 0.5  # drawn independently
+    with pytest.raises(ValueError, match="log_age_r"):
+        age_metallicity_table(t.drop(columns=["log_age_r"]))

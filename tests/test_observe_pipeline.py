@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from analysis_lib.config import load_config
-from analysis_lib.dataset import FEATURES, META, TARGETS, image_names
+from analysis_lib.dataset import DIAGNOSTICS, FEATURES, META, TARGETS, image_names
 from analysis_lib.observe import observe_galaxy
 from analysis_lib.observe.analytic import cold_disc_galaxy, gas_disc, plummer_galaxy
 from analysis_lib.particles import Galaxy, GalaxyInputError, Stars
@@ -103,3 +103,72 @@ def test_records_round_trip_through_the_dataset(cfg, tmp_path):
                     cfg["observe"]["image_sizes"])
     ds = open_dataset(path)
     assert len(ds.table) == 6 and set(ds.table["galaxy_id"]) == {3, 4}
+    assert set(DIAGNOSTICS) <= set(ds.table.columns)
+
+
+def test_files_without_diagnostics_still_open(cfg, tmp_path):
+    # diagnostics are optional: records (and files) made before them stay valid
+    from analysis_lib.dataset import assemble, open_dataset, write_shard
+
+    recs = observe_galaxy(plummer_galaxy(600, seed=3, galaxy_id=3), cfg)
+    for rec in recs:
+        for name in DIAGNOSTICS:
+            del rec[name]
+    write_shard(tmp_path / "old.h5", 3, recs)
+    path = assemble(tmp_path / "old.h5", [3], {"profile": "smoke", "seed": 0,
+                                              "source": "analytic", "config": "{}"},
+                    cfg["observe"]["image_sizes"])
+    table = open_dataset(path).table
+    assert len(table) == 3 and not set(DIAGNOSTICS) & set(table.columns)
+
+
+def test_dust_free_diagnostics_are_exact(cfg):
+    from analysis_lib.observe import geometry
+
+    g = cold_disc_galaxy(3000, seed=1)
+    g.gas = gas_disc(1000, 1e9, 3.0, 0.2, seed=1)
+    st = g.stars
+    rhalf = g.half_mass_radius()
+    for r in observe_galaxy(g, cfg):
+        assert r["A_r"] > 0.01  # there is dust, so the identities below are not trivial
+        # A_r, A_g, g_r and M*/L_r (2 R_half) share one aperture: dust-free values follow
+        assert r["g_r_nodust"] == pytest.approx(r["g_r"] - (r["A_g"] - r["A_r"]), abs=1e-9)
+        assert r["log_ml_r_2rhalf_nodust"] == pytest.approx(
+            r["log_ml_r_2rhalf"] - 0.4 * r["A_r"], abs=1e-9)
+        assert r["log_ml_r_nodust"] < r["log_ml_r"]  # dust only dims
+        assert r["log_mstar_total"] == pytest.approx(np.log10(st.mass.sum()))
+        a, b, _ = geometry.project(st.pos, r["projection"])
+        inside = np.hypot(a, b) < 2 * rhalf
+        w = st.lum["r"][inside]
+        want = np.sum(w * np.log10(st.age_gyr[inside] * 1e9)) / w.sum()
+        assert r["log_age_r"] == pytest.approx(want, abs=1e-9)
+        assert r["log_z_r"] == pytest.approx(np.log10(0.0127), abs=1e-9)
+        assert 9.0 < r["log_age_r"] < np.log10(13e9)
+
+
+def test_age_diagnostic_weights_by_light():
+    from analysis_lib.observe.targets import stellar_population_diagnostics
+
+    r = np.full(4, 0.5)
+    mass, lum = np.ones(4), np.array([3.0, 1.0, 0.0, 0.0])
+    age, z = np.array([1.0, 10.0, 5.0, 5.0]), np.full(4, 0.02)
+    d = stellar_population_diagnostics(r, mass, lum, age, z, rhalf=1.0)
+    assert d["log_age_r"] == pytest.approx((3 * 9.0 + 10.0) / 4)  # mean of log, light-weighted
+    assert d["log_ml_r_nodust"] == pytest.approx(np.log10(4.0 / 4.0))
+    assert d["log_z_r"] == pytest.approx(np.log10(0.02))
+    dark = stellar_population_diagnostics(r, mass, np.zeros(4), age, z, rhalf=1.0)
+    assert np.isnan(dark["log_age_r"]) and np.isnan(dark["log_ml_r_nodust"])
+
+
+def test_diagnostics_are_never_model_inputs():
+    # models read FEATURES / TARGETS; diagnostics sit in their own group and gbdt refuses them
+    import pandas as pd
+
+    from analysis_lib.models.gbdt import GBDTInputError, _check_experiment
+
+    assert not set(DIAGNOSTICS) & (set(FEATURES) | set(TARGETS) | set(META))
+    table = pd.DataFrame({c: [0.0] for c in [*DIAGNOSTICS, "log_mstar", "galaxy_id",
+                                            "projection", "galaxy_type", "inclination_deg"]})
+    with pytest.raises(GBDTInputError, match="unknown feature"):
+        _check_experiment({"name": "x", "features": ["g_r_nodust"], "targets": ["log_mstar"]},
+                          table, "test")

@@ -116,7 +116,7 @@ equilibrium_orbits = 3.0
 '''),
     ("hide", SETUP + '''from analysis_lib import chapters_mock
 from analysis_lib.sources.mock import ssp
-from analysis_lib.sources.mock import equilibrium
+from analysis_lib.sources.mock import equilibrium, shortcuts
 
 is_mock = cfg["data"]["source"] == "mock"
 n_built = min(built_galaxies, cfg["data"]["n_galaxies"])
@@ -184,10 +184,17 @@ The TNG100 curve is an approximate reading of Lovell et al.'s figure, not a digi
 Checked on this chapter's dataset (all its lines of sight). In real galaxies and in TNG, type is
 not a lookup: some quenched galaxies are discs and keep a little star formation, some star-forming
 galaxies are bulge-dominated, and M*/L at fixed colour scatters because age, metallicity and dust
-trade off. The rows below measure each of these; the `target` column says what would count as
-realistic.
+trade off. The rows below measure each of these; the `requirement` column says what would count
+as realistic.
 """),
     ("code", "chapters_mock.shortcut_checks(ds.table) if is_mock else None"),
+    ("md", """
+The red sequence (median g − r of early types by total stellar mass, dust-free and as observed)
+and the light-weighted ages and metallicities of the galaxies against Gallazzi et al. (2005, whose
+values come from 3″ SDSS fibres that see the older, more metal-rich centres):
+"""),
+    ("code", "shortcuts.red_sequence_medians(ds.table).round(3) if is_mock else None"),
+    ("code", "shortcuts.age_metallicity_table(ds.table).round(2) if is_mock else None"),
     ("md", """
 ## Dynamics: discs in equilibrium, spheroids with anisotropy
 

@@ -6,10 +6,12 @@ run on a dataset table (analysis_lib.dataset.open_dataset(path).table: one row p
 sight) and return one row per check with the measured value, the requirement (issue 12) and
 whether it is met.
 
-Dust-free quantities are reconstructed from the stored attenuations: g-r without dust is
-g_r - (A_g - A_r), and log M*/L_r without dust is log_ml_r - 0.4 A_r. A_r and A_g are measured
-within projected 2 R_half while log_ml_r is within R_half, so the dust-free M*/L is an
-approximation (exact for a uniform screen); a stored dust-free M*/L_r would remove it.
+Dust-free quantities are the dataset's diagnostics (analysis_lib.dataset.DIAGNOSTICS): g_r_nodust
+(projected 2 R_half), log_ml_r_nodust (projected R_half, the aperture of the models' log_ml_r
+target) and log_ml_r_2rhalf_nodust (projected 2 R_half, the aperture of the colour), computed
+from the stars' dust-free light, so no reconstruction from the attenuations is needed. Masses
+for the red sequence are log_mstar_total (all star particles), the closest to the total masses
+of SDSS catalogues.
 """
 
 from __future__ import annotations
@@ -17,24 +19,29 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-REQUIRED_COLUMNS = ("galaxy_id", "galaxy_type", "sfr", "kinetic_bt", "g_r", "A_r", "A_g",
-                    "log_ml_r")
+REQUIRED_COLUMNS = ("galaxy_id", "galaxy_type", "sfr", "kinetic_bt", "g_r", "log_ml_r",
+                    "log_ml_r_2rhalf", "g_r_nodust", "log_ml_r_nodust", "log_ml_r_2rhalf_nodust")
 
 
 def _check_columns(table: pd.DataFrame, extra: tuple[str, ...] = ()) -> None:
     missing = [c for c in (*REQUIRED_COLUMNS, *extra) if c not in table.columns]
     if missing:
-        raise ValueError(f"shortcut checks need dataset columns {', '.join(missing)}")
+        raise ValueError(f"shortcut checks need dataset columns {', '.join(missing)} (the "
+                         "dust-free ones are diagnostics of datasets built since they were "
+                         "added: rebuild the dataset)")
 
 
 def dust_free_colour(table: pd.DataFrame) -> np.ndarray:
     """g - r of the stars without dust, within projected 2 R_half (mag)."""
-    return (table["g_r"] - (table["A_g"] - table["A_r"])).to_numpy(float)
+    return table["g_r_nodust"].to_numpy(float)
 
 
-def dust_free_log_ml_r(table: pd.DataFrame) -> np.ndarray:
-    """log10 M*/L_r without dust (approximate: see the module docstring)."""
-    return (table["log_ml_r"] - 0.4 * table["A_r"]).to_numpy(float)
+def dust_free_log_ml_r(table: pd.DataFrame, aperture: str = "rhalf") -> np.ndarray:
+    """log10 M*/L_r without dust, in projected R_half ('rhalf') or 2 R_half ('2rhalf')."""
+    if aperture not in ("rhalf", "2rhalf"):
+        raise ValueError(f"aperture must be 'rhalf' or '2rhalf', got {aperture!r}")
+    col = "log_ml_r_nodust" if aperture == "rhalf" else "log_ml_r_2rhalf_nodust"
+    return table[col].to_numpy(float)
 
 
 def fit_residual_scatter(x: np.ndarray, y: np.ndarray) -> float:
@@ -77,10 +84,14 @@ def tree_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
     return correct / len(labels)
 
 
-def red_sequence_medians(table: pd.DataFrame, mass_column: str = "log_mstar_2rhalf",
+def red_sequence_medians(table: pd.DataFrame, mass_column: str = "log_mstar_total",
                          edges: tuple[float, ...] = (10.0, 10.5, 11.0, 11.5),
-                         min_count: int = 10) -> pd.DataFrame:
-    """Median g - r (dust-free and attenuated) of early types in bins of stellar mass."""
+                         min_count: int = 10, reference=None) -> pd.DataFrame:
+    """Median g - r (dust-free and attenuated) of early types in bins of stellar mass.
+
+    With `reference` (a callable: log10 M* -> g - r of a red-sequence relation), also the
+    offsets median - reference at each bin's median mass.
+    """
     _check_columns(table, (mass_column,))
     early = table["galaxy_type"].to_numpy() == 1
     mass = table[mass_column].to_numpy(float)
@@ -89,9 +100,16 @@ def red_sequence_medians(table: pd.DataFrame, mass_column: str = "log_mstar_2rha
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         sel = early & (mass >= lo) & (mass < hi)
         if sel.sum() >= min_count:
-            rows.append({"log_mstar_lo": lo, "log_mstar_hi": hi, "n": int(sel.sum()),
-                         "g_r_dust_free": float(np.median(free[sel])),
-                         "g_r_attenuated": float(np.median(att[sel]))})
+            row = {"log_mstar_lo": lo, "log_mstar_hi": hi, "n": int(sel.sum()),
+                   "log_mstar_median": float(np.median(mass[sel])),
+                   "g_r_dust_free": float(np.median(free[sel])),
+                   "g_r_attenuated": float(np.median(att[sel]))}
+            if reference is not None:
+                ref = float(reference(row["log_mstar_median"]))
+                row.update({"g_r_reference": ref,
+                            "offset_dust_free": row["g_r_dust_free"] - ref,
+                            "offset_attenuated": row["g_r_attenuated"] - ref})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -99,11 +117,13 @@ def shortcut_table(table: pd.DataFrame, n_folds: int = 5,
                    red_sequence_reference=None) -> pd.DataFrame:
     """The issue-12 shortcut checks on a dataset table: check, value, requirement, met.
 
+    M*/L_r scatter about a line in g - r: g - r is measured within projected 2 R_half; M*/L_r
+    both within projected R_half (log_ml_r, the models' target) and within 2 R_half (the
+    colour's own aperture, as colour-M*/L relations are calibrated).
     red_sequence_reference: optional callable, log10 M* (Msun) -> SDSS red-sequence g - r.
     The module ships none: no published SDSS g - r red-sequence-mass relation could be
     verified here, so without one the red-sequence rows give the mock's medians and 'met' is
-    None (not judged). Masses are the dataset's log_mstar_2rhalf (stars inside 2 R_half,
-    ~0.1 dex below the total; the red sequence's slope makes that < 0.01 mag of colour).
+    None (not judged). Masses are log_mstar_total (all star particles).
     """
     _check_columns(table)
     early = table["galaxy_type"].to_numpy() == 1
@@ -131,68 +151,78 @@ def shortcut_table(table: pd.DataFrame, n_folds: int = 5,
                         table["galaxy_id"].to_numpy()[ok], n_folds=n_folds)
     add("depth-2 tree accuracy, type from (SFR, kinetic B/T), grouped CV", acc, "<= 0.95",
         acc <= 0.95)
-    gr_free, gr_att = dust_free_colour(table), table["g_r"].to_numpy(float)
-    ml_free, ml_att = dust_free_log_ml_r(table), table["log_ml_r"].to_numpy(float)
+    gr = {"dust-free": dust_free_colour(table), "attenuated": table["g_r"].to_numpy(float)}
+    ml = {("dust-free", "R_half"): dust_free_log_ml_r(table, "rhalf"),
+          ("dust-free", "2 R_half"): dust_free_log_ml_r(table, "2rhalf"),
+          ("attenuated", "R_half"): table["log_ml_r"].to_numpy(float),
+          ("attenuated", "2 R_half"): table["log_ml_r_2rhalf"].to_numpy(float)}
     for who, sel in (("early types", early), ("all", np.ones(len(early), bool))):
-        s_free = fit_residual_scatter(gr_free[sel], ml_free[sel])
-        s_att = fit_residual_scatter(gr_att[sel], ml_att[sel])
         need = ">= 0.05 dex" if who == "early types" else "~0.1 dex (Bell+03)"
-        add(f"scatter of log M*/L_r about a line in g-r, dust-free, {who} [dex]", s_free,
-            need, s_free >= 0.05)
-        add(f"scatter of log M*/L_r about a line in g-r, attenuated, {who} [dex]", s_att,
-            need, s_att >= 0.05)
-    if "log_mstar_2rhalf" in table.columns:
-        rs = red_sequence_medians(table)
-        for _, row in rs.iterrows():
-            label = f"log M* {row['log_mstar_lo']:.1f}-{row['log_mstar_hi']:.1f}"
-            for kind in ("dust_free", "attenuated"):
-                value = float(row[f"g_r_{kind}"])
-                if red_sequence_reference is None:
-                    add(f"median g-r of early types, {kind.replace('_', '-')}, {label} [mag]",
-                        value, "within 0.05 mag of SDSS (no verified reference here)", None)
-                else:
-                    centre = 0.5 * (row["log_mstar_lo"] + row["log_mstar_hi"])
-                    delta = value - float(red_sequence_reference(centre))
-                    add(f"median g-r of early types minus SDSS, {kind.replace('_', '-')}, "
-                        f"{label} [mag]", delta, "|value| <= 0.05", abs(delta) <= 0.05)
+        for (kind, aperture), values in ml.items():
+            s = fit_residual_scatter(gr[kind][sel], values[sel])
+            add(f"scatter of log M*/L_r ({aperture}) about a line in g-r, {kind}, {who} [dex]",
+                s, need, s >= 0.05)
+    rs = red_sequence_medians(table, reference=red_sequence_reference)
+    for _, row in rs.iterrows():
+        label = f"log M* {row['log_mstar_lo']:.1f}-{row['log_mstar_hi']:.1f}"
+        for kind in ("dust_free", "attenuated"):
+            if red_sequence_reference is None:
+                add(f"median g-r of early types, {kind.replace('_', '-')}, {label} [mag]",
+                    float(row[f"g_r_{kind}"]),
+                    "within 0.05 mag of SDSS (no verified reference here)", None)
+            else:
+                delta = float(row[f"offset_{kind}"])
+                add(f"median g-r of early types minus SDSS, {kind.replace('_', '-')}, "
+                    f"{label} [mag]", delta, "|value| <= 0.05", abs(delta) <= 0.05)
     return pd.DataFrame(rows)
 
 
-def light_weighted_age_table(galaxies, edges: tuple[float, ...] = (10.0, 10.4, 10.8, 11.2, 11.6),
-                             min_count: int = 5) -> pd.DataFrame:
-    """The mock's r-light-weighted stellar ages per stellar-mass bin beside Gallazzi+2005.
+def age_metallicity_table(table: pd.DataFrame,
+                          edges: tuple[float, ...] = (10.0, 10.4, 10.8, 11.2, 11.6),
+                          min_count: int = 5) -> pd.DataFrame:
+    """The mock's r-light-weighted ages and metallicities per mass bin beside Gallazzi+2005.
 
-    A check of the star-formation histories, not a target they were tuned to: an age spread
-    much narrower than observed at fixed mass is what makes M*/L a function of colour. Takes
-    particle galaxies (Galaxy objects with stars.lum['r'] and age_gyr; meta m_star_model) and
-    returns per bin the mock's and Gallazzi+2005's (all galaxies) P16 / P50 / P84 of
-    log10(age / yr), and the mock's early-type median.
+    A check of the star-formation histories and metallicities, not a target they were tuned
+    to. One value per galaxy (the median over its lines of sight) of the dataset diagnostics
+    log_age_r and log_z_r (projected 2 R_half, dust-free light; log Z on Gallazzi's BC03
+    scale, Zsun = 0.02), binned in log_mstar_total. Per bin: the P16 / P50 / P84 of the mock
+    (all galaxies, as Gallazzi's table), of Gallazzi et al. (2005) at the bin's median mass,
+    the mock's early-type median, and the Pearson correlation of age and metallicity among
+    the bin's early types (observed ellipticals anti-correlate at fixed sigma, Trager et al.
+    2000; the mock draws them independently). Gallazzi's values come from 3'' fibre spectra:
+    galaxy centres, older and more metal-rich than a 2 R_half average, above all in discs.
     """
     from analysis_lib.sources.mock import relations as rel
+    from analysis_lib.sources.mock.stellar_pops import GALLAZZI_ZSUN
 
-    rows = []
-    for g in galaxies:
-        w = np.asarray(g.stars.lum["r"], float)
-        if w.sum() <= 0:
-            continue
-        age = float(np.sum(w * g.stars.age_gyr) / w.sum())
-        rows.append((np.log10(float(g.meta.get("m_star_model", g.stars.mass.sum()))),
-                     g.meta.get("galaxy_type") == "early", np.log10(age * 1e9)))
-    if not rows:
-        raise ValueError("light_weighted_age_table: no galaxy with r-band light")
-    arr = np.array(rows, dtype=float)
+    need = ("galaxy_id", "galaxy_type", "log_mstar_total", "log_age_r", "log_z_r")
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"age_metallicity_table needs dataset columns {', '.join(missing)}")
+    gal = table.groupby("galaxy_id").agg(
+        m=("log_mstar_total", "first"), early=("galaxy_type", "first"),
+        age=("log_age_r", "median"), z=("log_z_r", "median"))
+    gal["z"] = gal["z"] - np.log10(GALLAZZI_ZSUN)
     out = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (arr[:, 0] >= lo) & (arr[:, 0] < hi)
-        if sel.sum() < min_count:
+        s = gal[(gal["m"] >= lo) & (gal["m"] < hi)].dropna()
+        if len(s) < min_count:
             continue
-        mock = np.percentile(arr[sel, 2], [16, 50, 84])
-        ref = rel.gallazzi05_log_age(10 ** np.median(arr[sel, 0]))
-        early = arr[sel, 1] == 1
-        out.append({"log_mstar_lo": lo, "log_mstar_hi": hi, "n": int(sel.sum()),
-                    "mock_p16": mock[0], "mock_p50": mock[1], "mock_p84": mock[2],
-                    "g05_p16": float(ref[0]), "g05_p50": float(ref[1]),
-                    "g05_p84": float(ref[2]),
-                    "mock_early_p50": float(np.median(arr[sel, 2][early])) if early.any()
-                    else float("nan")})
+        m_med = 10 ** float(s["m"].median())
+        row = {"log_mstar_lo": lo, "log_mstar_hi": hi, "n": len(s)}
+        for name, values in (("age", s["age"]), ("z", s["z"])):
+            p16, p50, p84 = np.percentile(values, [16, 50, 84])
+            row.update({f"mock_{name}_p16": p16, f"mock_{name}_p50": p50,
+                        f"mock_{name}_p84": p84})
+        g_age = rel.gallazzi05_log_age(m_med)
+        z_med, z_below, z_above = rel.gallazzi05_logz_split(m_med)
+        row.update({"g05_age_p16": float(g_age[0]), "g05_age_p50": float(g_age[1]),
+                    "g05_age_p84": float(g_age[2]), "g05_z_p16": float(z_med - z_below),
+                    "g05_z_p50": float(z_med), "g05_z_p84": float(z_med + z_above)})
+        early = s[s["early"] == 1]
+        row["mock_early_age_p50"] = float(early["age"].median()) if len(early) else np.nan
+        row["mock_early_z_p50"] = float(early["z"].median()) if len(early) else np.nan
+        row["early_age_z_correlation"] = (float(np.corrcoef(early["age"], early["z"])[0, 1])
+                                          if len(early) >= 3 else np.nan)
+        out.append(row)
     return pd.DataFrame(out)

@@ -18,8 +18,9 @@ the study's results.
   main sequence (Speagle et al. 2014, ApJS 214, 15: ~0.2 dex after deconvolving the SFR
   indicators' scatter), which bounds SFR variability on these (~0.1-0.2 Gyr) timescales: an
   upper bound, since tau and start times scatter too. The `bursty` universe raises it.
-  Check (not tuned to it): shortcuts.light_weighted_age_table sets the mock's r-light-weighted
-  ages beside Gallazzi et al. (2005)'s percentiles.
+  Check (not tuned to it): shortcuts.age_metallicity_table sets the mock's r-light-weighted
+  ages and metallicities (dataset diagnostics log_age_r, log_z_r) beside Gallazzi et al.
+  (2005)'s percentiles.
 - Quenching (quenched galaxies): the smooth SFR declines exp(-(t_q - age)/tau_q) after the
   quenching lookback time t_q ~ U(0.5, 8) Gyr (a broad spread: quiescent galaxies quench over
   most of cosmic time, e.g. Pacifici et al. 2016, ApJ 832, 79; the range is our choice), with
@@ -35,7 +36,15 @@ the study's results.
   half-mass radius), 0.1 dex particle scatter. Gallazzi+05 use BC03, whose solar metallicity
   is Z = 0.02, so Z = 0.02 x 10^[log Z/Zsun] (GALLAZZI_ZSUN). Gas metallicities (Curti et al.
   2020, 12 + log O/H relative to 8.69) keep the project's Zsun = 0.0127
-  (particles.SOLAR_METALLICITY), which the dust model also uses.
+  (particles.SOLAR_METALLICITY), which the dust model also uses. The galaxy's metallicity is
+  drawn independently of its history: observed ellipticals anti-correlate age and metallicity at
+  fixed sigma (the 'Z-plane' of Trager et al. 2000, AJ 120, 165; astro-ph/0004095), but no
+  coefficient could be verified here. A trial (not kept) with log Z shifted by -0.7 dex per dex
+  of quenching lookback time gave early types an age-Z correlation of -0.3 to -0.5 at fixed mass
+  and moved their dust-free M*/L_r scatter about g - r only from 0.039 to 0.041 dex: for these
+  composite populations g - r and M*/L_r move almost together along the age-metallicity
+  degeneracy (Bell & de Jong 2001, ApJ 550, 212, abstract: colour-M/L trends are robust to
+  stellar-population and history uncertainties, modest bursts included).
 """
 
 from __future__ import annotations
