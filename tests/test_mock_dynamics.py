@@ -1,8 +1,9 @@
-"""The Eddington inversion reproduces the analytic isotropic Hernquist (1990) distribution."""
+"""Distribution functions (Eddington, Osipkov-Merritt) and the thick exponential disc potential."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from analysis_lib.sources.mock import dynamics
 from analysis_lib.sources.mock.mass_model import NFW, Hernquist, SphericalModel
@@ -44,3 +45,92 @@ def test_potential_of_an_nfw_halo_is_exact_and_contraction_conserves_mass():
     # contraction moves dark mass inwards but keeps (1 - f) M200c inside r200
     np.testing.assert_allclose(contracted.enclosed_mass(np.array([200.0])), 0.95e12, rtol=0.02)
     assert contracted.enclosed_mass(np.array([2.0]))[0] > 1.3 * halo.enclosed_mass(2.0)
+
+
+def test_thin_exponential_disc_matches_freeman_and_thick_discs_obey_poisson():
+    from scipy.special import i0, i1, k0, k1
+
+    from analysis_lib.sources.mock.mass_model import ThickExponentialDisc
+
+    m, r_d = 3e10, 2.5
+    r = np.array([0.5, 1.0, 1.7, 2.2, 3.0, 5.0, 8.0]) * r_d
+    y = r / (2 * r_d)
+    sigma0 = m / (2 * np.pi * r_d**2)
+    # Freeman (1970): v_c^2 = 4 pi G Sigma0 R_d y^2 [I0 K0 - I1 K1], y = R / 2 R_d
+    exact = np.sqrt(4 * np.pi * G * sigma0 * r_d * y**2 * (i0(y) * k0(y) - i1(y) * k1(y)))
+    thin = ThickExponentialDisc(m, r_d, 0.005 * r_d)
+    vc = np.sqrt(-r * thin.potential_and_forces(r, 0 * r)[1])
+    np.testing.assert_allclose(vc, exact, rtol=0.006)
+    # a thick disc: the Laplacian of its potential is 4 pi G rho (finite differences of forces)
+    for h in (0.05, 0.15):
+        d = ThickExponentialDisc(m, r_d, h * r_d)
+        z0 = h * r_d
+        for rr, zz in ((1.0 * r_d, 0.0), (2.0 * r_d, 0.5 * z0), (3.0 * r_d, 1.0 * z0)):
+            er, ez = 0.02 * rr, 0.05 * z0
+
+            def f(a, b, k, d=d):
+                return d.potential_and_forces(np.array([a]), np.array([b]))[k][0]
+
+            lap = -((f(rr + er, zz, 1) - f(rr - er, zz, 1)) / (2 * er) + f(rr, zz, 1) / rr
+                    + (f(rr, zz + ez, 2) - f(rr, zz - ez, 2)) / (2 * ez))
+            rho = m / (4 * np.pi * r_d**2 * z0) * np.exp(-rr / r_d) / np.cosh(zz / z0) ** 2
+            assert lap == pytest.approx(4 * np.pi * G * rho, rel=0.05)
+    # far away it is a point mass
+    far = ThickExponentialDisc(m, r_d, 0.1 * r_d).potential_and_forces(np.array([0.0]),
+                                                                       np.array([28 * r_d]))[0]
+    assert far[0] == pytest.approx(-G * m / (28 * r_d), rel=0.01)
+
+
+def test_osipkov_merritt_df_matches_galpy_hernquist():
+    from galpy.df import osipkovmerrittHernquistdf
+    from galpy.potential import HernquistPotential
+
+    m, a, r_a = 5e10, 1.5, 2.0
+    h = Hernquist(m, a)
+    model = SphericalModel({"bulge": h}, halo_tail=NFW(1.0, 10.0, 100.0, 0.0))
+    q, f = dynamics.eddington_df(model, h.density, r_a=r_a)
+    # galpy in natural units (G = M = a = 1 with amp = 2 M for its Hernquist normalisation)
+    pot = HernquistPotential(amp=2.0, a=1.0)
+    gdf = osipkovmerrittHernquistdf(pot=pot, ra=r_a / a)
+    e_nat = q * a / (G * m)
+    sel = (e_nat > 0.02) & (e_nat < 0.95)
+    ref = gdf.fQ(e_nat[sel])  # galpy's fQ takes the relative (positive) Q
+    ours = f[sel] * (a**3 * (G * m / a) ** 1.5) / m
+    assert np.all(ref > 0) and np.all(ours > 0)
+    ratio = ours / ref  # same function of Q up to the unit normalisation
+    np.testing.assert_allclose(ratio, np.median(ratio), rtol=0.02)
+
+
+def test_om_radius_is_raised_until_the_df_is_positive():
+    h = Hernquist(5e10, 1.0)
+    model = SphericalModel({"bulge": h}, halo_tail=NFW(1.0, 10.0, 100.0, 0.0))
+    r_half = dynamics.HERNQUIST_RHALF_OVER_A * h.a
+    # beta(r_half) = 0.99: r_a = 0.24 a... below the Hernquist limit r_a ~ 0.2 a for 0.995
+    r_a, q, f, raised = dynamics.spheroid_anisotropy_radius(model, h.density, r_half,
+                                                            "observed", 0.999)
+    assert np.all(f >= 0)
+    r_a0 = dynamics.om_radius_for_beta(0.999, r_half)
+    assert raised == (r_a > r_a0)
+    assert dynamics.spheroid_anisotropy_radius(model, h.density, r_half, "isotropic")[0] is None
+    with pytest.raises(ValueError, match="spheroid_anisotropy"):
+        dynamics.spheroid_anisotropy_radius(model, h.density, r_half, "tangential")
+
+
+def test_thick_disc_tables_round_trip_through_the_cache(tmp_path, monkeypatch):
+    from analysis_lib.sources.mock import mass_model as mm
+
+    monkeypatch.setattr(mm, "_table_cache_path", lambda node: tmp_path / f"t_{node:02d}.npz")
+    mm._disc_table.cache_clear()
+    try:
+        built = mm._disc_table(7)  # computed and written
+        assert (tmp_path / "t_07.npz").exists()
+        mm._disc_table.cache_clear()
+        loaded = mm._disc_table(7)  # read back
+        for a, b in zip(built, loaded, strict=True):
+            np.testing.assert_array_equal(a, b)
+        (tmp_path / "t_07.npz").write_bytes(b"not a table")  # a broken cache is recomputed
+        mm._disc_table.cache_clear()
+        for a, b in zip(mm._disc_table(7), mm._compute_disc_table(7), strict=True):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        mm._disc_table.cache_clear()

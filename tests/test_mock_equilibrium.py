@@ -1,13 +1,18 @@
-"""Mock galaxies are in equilibrium: orbits in the fixed total potential keep their structure.
+"""Mock discs are in equilibrium: orbits in the fixed total potential keep thickness and radii.
 
-Three galaxies (a pure or near-pure spheroid, a disc, and a mixed bulge + disc) are integrated
-for 6 dynamical times (t_dyn = sqrt(3 pi / 16 G rho_bar) inside the 3D half-mass radius); their
-10/50/90 % Lagrangian radii and velocity dispersion / rms speed in three radial bins must hold
-to 5 %. A subsample of 10000 particles keeps the sampling noise of those radii near 2 %.
-Known limit, kept visible by a strict xfail below: compact, bulgeless, disc-dominated galaxies
-have hot centres (sigma_R ~ v_c / 2, needed for vertical and Toomre stability), where the
-epicyclic Gaussian velocities are not an exact equilibrium; hot inner orbits mix outwards and
-the outer third's dispersion rises by 5-13 % in 6 t_dyn (Lagrangian radii still hold to ~3 %).
+The criterion of issue 12: disc thickness (rms height of the disc particles in annuli at
+1-5 R_d, Eulerian) and Lagrangian radii (radii of fixed enclosed disc mass) drift by < 5 % over
+three orbits. The book's measurement is `equilibrium.disc_equilibrium` with its defaults
+(600 particles per guiding-radius bin, three orbits of the outermost annulus, 50 steps per
+orbit at 1 R_d and finer block steps for the centre, ~30 s per galaxy); here a reduced version
+(150 particles per bin, ONE orbit) keeps the module to ~15 s.
+Three galaxies: a typical disc (B/T < 0.15, median R_d), a compact disc (smallest R_d) and a
+bulge + disc galaxy (0.4 < B/T < 0.7).
+
+Measured state (helper "Discs II", see its report): Lagrangian radii hold to < 3 % in all of
+them; the rms thickness drifts by > 5 % at some radius in all three (even after one orbit), so the
+thickness checks are marked xfail(strict=True): they fail today, as measured, and will alert
+(XPASS -> failure) when the disc set-up is fixed.
 """
 
 from __future__ import annotations
@@ -17,52 +22,89 @@ import pytest
 
 from analysis_lib.config import load_config
 from analysis_lib.sources.mock import MockSource
-from analysis_lib.sources.mock.validation import equilibrium_drift
+from analysis_lib.sources.mock.equilibrium import (
+    anisotropy_profile,
+    disc_equilibrium,
+    disc_summary,
+)
+
+REDUCED = {"n_per_bin": 150, "n_orbits": 1.0}
 
 
 @pytest.fixture(scope="module")
 def source():
     return MockSource(load_config("smoke", {"data.n_galaxies": 80,
-                                            "mock.star_particle_mass": 1.0e6}))
+                                            "mock.star_particle_mass": 2.0e6}))
 
 
-def _pick(pop, kind):
-    if kind == "spheroid":
-        return int(pop["bt"].idxmax())
-    if kind == "disc":
-        # a typical disc: the median scale length among nearly bulgeless late types
-        late = pop[~pop["early"] & (pop["bt"] < 0.15)].sort_values("disc_rd_kpc")
-        return int(late.index[len(late) // 2])
-    mixed = pop[(pop["bt"] > 0.4) & (pop["bt"] < 0.75)]
-    return int(mixed.index[0])
+def _typical_disc(pop) -> int:
+    late = pop[~pop["early"] & (pop["bt"] < 0.15)].sort_values("disc_rd_kpc")
+    return int(late.index[len(late) // 2])
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["spheroid", "disc", "mixed"])
-def test_lagrangian_radii_and_dispersions_hold(source, kind):
-    gid = _pick(source.population, kind)
-    g = source.load(gid)
-    out = equilibrium_drift(g, n_sub=10000, n_tdyn=6.0)
-    assert out["n_tdyn"] >= 5
-    for name in ("lagrangian_ratio", "sigma_ratio", "vrms_ratio"):
-        np.testing.assert_allclose(out[name], 1.0, atol=0.05,
-                                   err_msg=f"{kind} galaxy {gid}: {name} {out[name]}")
+def _compact_disc(pop) -> int:
+    return int(pop[pop["bt"] < 0.2]["disc_rd_kpc"].idxmin())
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="compact bulgeless Jeans discs relax in dispersion")
-def test_compact_bulgeless_disc_dispersion_holds(source):
+def _bulge_disc(pop) -> int:
+    sel = pop[(pop["bt"] > 0.4) & (pop["bt"] < 0.7)]
+    return int((sel["m_star"] * (1 - sel["bt"])).idxmax())  # the most disc particles
+
+
+@pytest.fixture(scope="module")
+def drifts(source):
     pop = source.population
-    late = pop[~pop["early"] & (pop["bt"] < 0.15)]
-    g = source.load(int(late["disc_rd_kpc"].idxmin()))
-    out = equilibrium_drift(g, n_sub=10000, n_tdyn=6.0)
-    np.testing.assert_allclose(out["lagrangian_ratio"], 1.0, atol=0.05)  # these hold
-    np.testing.assert_allclose(out["sigma_ratio"], 1.0, atol=0.05)  # this does not
+    return {name: disc_equilibrium(source.load(pick(pop)), **REDUCED)["table"]
+            for name, pick in (("typical", _typical_disc), ("compact", _compact_disc),
+                               ("bulge_disc", _bulge_disc))}
 
 
-def test_a_perturbed_galaxy_fails_the_check(source):
-    # the check can fail: velocities scaled by 1.3 make the galaxy expand
-    g = source.load(_pick(source.population, "disc"))
-    g.stars.vel = g.stars.vel * 1.3
-    out = equilibrium_drift(g, n_sub=2000, n_tdyn=3.0)
-    assert np.max(np.abs(out["lagrangian_ratio"] - 1.0)) > 0.1
+@pytest.mark.parametrize("name", ["typical", "compact", "bulge_disc"])
+def test_lagrangian_radii_hold_over_one_orbit(drifts, name):
+    t = drifts[name]
+    assert list(t["r_over_rd"]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert np.all(np.abs(t["lagrangian_drift"]) < 0.05), t
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("typical", marks=pytest.mark.xfail(
+        strict=True, reason="rms height drifts > 5 % at some radius (hot stars from the centre)")),
+    pytest.param("compact", marks=pytest.mark.xfail(
+        strict=True, reason="hot compact disc thickens 7-15 % (radial-vertical coupling)")),
+    pytest.param("bulge_disc", marks=pytest.mark.xfail(
+        strict=True, reason="inner disc in a bulge thickens ~10 % at 1 R_d")),
+])
+def test_thickness_holds_over_one_orbit(drifts, name):
+    t = drifts[name]
+    assert np.all(np.abs(t["thickness_drift"]) < 0.05), t
+
+
+def test_a_vertically_hot_disc_fails_the_check(source):
+    g = source.load(_typical_disc(source.population))
+    g.stars.vel = g.stars.vel.copy()
+    rot = g.meta["orientation_matrix"]
+    v = g.stars.vel @ rot
+    v[:, 2] *= 1.5  # vertical kinetic energy x 2.25: the disc must thicken
+    g.stars.vel = v @ rot.T
+    t = disc_equilibrium(g, annuli_rd=(2.0,), n_per_bin=150, n_orbits=1.0)["table"]
+    assert t["thickness_drift"].iloc[0] > 0.15
+
+
+def test_disc_velocity_ellipsoid_as_observed(source):
+    gals = [source.load(int(i)) for i in source.population.index[:12]]
+    s = disc_summary(gals)
+    assert len(s) >= 5
+    assert 1.4 < s["sigma_r_over_sigma_z"].median() < 2.0
+    assert (s["toomre_q_min"] >= 0.99).all()
+
+
+def test_spheroid_anisotropy_follows_the_knob():
+    base = {"data.n_galaxies": 40, "mock.star_particle_mass": 2.0e6}
+    betas = {}
+    for mode in ("isotropic", "radial"):
+        src = MockSource(load_config("smoke", {**base, "mock.spheroid_anisotropy": mode}))
+        gid = int(src.population["bt"].idxmax())
+        prof = anisotropy_profile(src.load(gid))
+        betas[mode] = float(np.interp(1.0, prof["r_over_rhalf"], prof["beta"]))
+    assert abs(betas["isotropic"]) < 0.1
+    assert 0.45 < betas["radial"] < 0.75  # OM with beta(r_half) = 0.6
