@@ -202,7 +202,13 @@ Discs move in the potential of a real thickened exponential disc plus bulge, gas
 their vertical dispersion solves the Jeans equation in that potential and their radial dispersion
 is 1.4–2 times larger, as observed (Shapiro et al. 2003; Bershady et al. 2011). The test below
 integrates orbits of one disc's star particles in the fixed potential for several orbital periods
-and follows the thickness and the Lagrangian radii of each annulus: an equilibrium stays put.
+and follows, per annulus, the rms height and the median height of the stars found there, and the
+Lagrangian radius (the radius enclosing a fixed fraction of the disc mass); an equilibrium keeps
+all three. The Lagrangian radii hold to a few per cent. The rms height does not everywhere: in
+compact, hot discs it grows by 5–20 % over three orbits, carried by stars of the hot inner disc on
+eccentric orbits (radial–vertical coupling that Gaussian velocities from Jeans moments miss; an
+action-based distribution function would remove it). The median height moves less. This is a
+known shortcoming of the mock, stated here rather than hidden.
 Spheroids follow an Osipkov–Merritt distribution function with anisotropy drawn from the
 observed range (Kronawitter et al. 2000; Cappellari et al. 2007); the `radial` universe makes them
 strongly radial, the mass–anisotropy degeneracy at its most extreme.
