@@ -39,14 +39,20 @@ class KinematicMaps:
         return np.hypot(c[None, :], c[:, None])
 
 
-def ngp_maps(a: np.ndarray, b: np.ndarray, v_los: np.ndarray, weight: np.ndarray,
-             half_width: float, n_pixels: int, min_particles: int = 1) -> KinematicMaps:
-    """NGP moment maps over [-half_width, half_width]^2 kpc, indexed [vertical, horizontal]."""
+def _pixel_index(a: np.ndarray, b: np.ndarray, half_width: float, n_pixels: int
+                 ) -> tuple[float, np.ndarray, np.ndarray]:
+    """(pixel size, flat pixel index of each particle inside the field, the inside mask)."""
     pix = 2.0 * half_width / n_pixels
     ia = np.floor((a + half_width) / pix).astype(np.int64)
     ib = np.floor((b + half_width) / pix).astype(np.int64)
     inside = (ia >= 0) & (ia < n_pixels) & (ib >= 0) & (ib < n_pixels)
-    idx = ib[inside] * n_pixels + ia[inside]
+    return pix, ib[inside] * n_pixels + ia[inside], inside
+
+
+def ngp_maps(a: np.ndarray, b: np.ndarray, v_los: np.ndarray, weight: np.ndarray,
+             half_width: float, n_pixels: int, min_particles: int = 1) -> KinematicMaps:
+    """NGP moment maps over [-half_width, half_width]^2 kpc, indexed [vertical, horizontal]."""
+    pix, idx, inside = _pixel_index(a, b, half_width, n_pixels)
     w, v = weight[inside], v_los[inside]
     size = n_pixels * n_pixels
     count = np.bincount(idx, minlength=size)
@@ -83,11 +89,7 @@ def moment_sums(a: np.ndarray, b: np.ndarray, v_los: np.ndarray, weight: np.ndar
     bin are V = sum s1 / sum s0 and sigma^2 = sum s2 / sum s0 - V^2, the light-weighted moments
     of the particles it holds (seen through the PSF when the sums were convolved).
     """
-    pix = 2.0 * half_width / n_pixels
-    ia = np.floor((a + half_width) / pix).astype(np.int64)
-    ib = np.floor((b + half_width) / pix).astype(np.int64)
-    inside = (ia >= 0) & (ia < n_pixels) & (ib >= 0) & (ib < n_pixels)
-    idx = ib[inside] * n_pixels + ia[inside]
+    _, idx, inside = _pixel_index(a, b, half_width, n_pixels)
     w, v = weight[inside], v_los[inside]
     size = n_pixels * n_pixels
     shape = (n_pixels, n_pixels)
