@@ -189,13 +189,19 @@ def timings_path(profile: str, root: Path | None = None) -> Path:
 
 def results_snapshot(profile: str, root: Path | None = None,
                      datasets: Path | None = None) -> dict[str, int]:
-    """Modification times of the profile's stored runs (metrics.json) and the dataset files."""
+    """Modification times of the profile's stored runs (metrics.json) and the dataset files.
+
+    The profile's runs include those of its variants (store folders '<profile>+<variant>', see
+    config.store_label) and datasets in sub-folders, so a chapter that trains on a variant
+    counts the work it did.
+    """
     from analysis_lib.paths import DATASETS_DIR, RESULTS_DIR
 
-    root = Path(root if root is not None else RESULTS_DIR) / profile
+    base = Path(root if root is not None else RESULTS_DIR)
     datasets = Path(datasets if datasets is not None else DATASETS_DIR)
-    files = list(root.glob("*/*/metrics.json"))
-    files += [p for p in datasets.glob("*") if p.is_file()] if datasets.is_dir() else []
+    files = list((base / profile).glob("*/*/metrics.json"))
+    files += list(base.glob(f"{profile}+*/*/*/metrics.json"))
+    files += [p for p in datasets.rglob("*") if p.is_file()] if datasets.is_dir() else []
     out = {}
     for path in files:
         try:

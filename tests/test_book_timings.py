@@ -130,3 +130,20 @@ def test_benchmark_summary_has_a_row_for_every_result_file(tmp_path):
     assert table.loc[table.benchmark == "new_thing", "figure"].item() == "see new_thing.json"
     speedups = table[table.figure == "speed-up over pynbody (one band)"]["value"]
     assert len(speedups) >= 1 and (speedups > 0).all()
+
+
+def test_snapshot_counts_variant_runs_and_nested_datasets(tmp_path):
+    """A chapter that trains on a variant (quick+manga_like) or builds datasets in a sub-folder
+    did work; the snapshot must see it, or a cheap rerun would pass for a from-scratch run."""
+    from analysis_lib.book import changed_results, results_snapshot
+
+    results, datasets = tmp_path / "results", tmp_path / "datasets"
+    (datasets / "coverage").mkdir(parents=True)
+    before = results_snapshot("quick", results, datasets)
+    for label in ("quick", "quick+manga_like", "smoke+manga_like"):
+        entry = results / label / "cnn" / "x"
+        entry.mkdir(parents=True)
+        (entry / "metrics.json").write_text("{}")
+    (datasets / "coverage" / "quick_manga_like.h5").write_text("")
+    after = results_snapshot("quick", results, datasets)
+    assert changed_results(before, after) == 3  # quick, quick+manga_like, the nested dataset
