@@ -58,5 +58,18 @@ def make_synthetic_dataset(path, n_galaxies: int = 24, image_sizes=(32, 16), map
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tests share two cores with other jobs: one torch thread avoids OpenMP spin contention.
+
+    Modules that train or run networks use it for every test (pytest.mark.usefixtures)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def synthetic_dataset(tmp_path):
     return make_synthetic_dataset(tmp_path / "synthetic.h5")

@@ -16,14 +16,7 @@ from analysis_lib.models.cnn import (
     stem_for,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tests share two cores with other jobs: one thread avoids OpenMP spin contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 SIZES = {"image_r": 32, "image_g": 32, "colour_gr": 32, "vel_map": 16, "sigma_map": 16}
 BASE = ("image_r", "image_g", "vel_map", "sigma_map")

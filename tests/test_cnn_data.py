@@ -13,13 +13,7 @@ from analysis_lib.models import cnn_data as cd
 from analysis_lib.models.cnn import build_model
 from analysis_lib.splits import cnn_split
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def _exp(inputs):

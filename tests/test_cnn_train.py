@@ -34,13 +34,7 @@ def r_only(name: str = "t_r_mstar", **extra) -> dict:
 
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tests share two cores with other jobs: one thread avoids OpenMP spin contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 # --------------------------------------------------------------------------- experiments file
 
