@@ -216,7 +216,9 @@ def train_model(model: nn.Module, data: TrainData, cnn_cfg: dict, plan: DevicePl
                 stop_after: int | None = None,
                 val_loss_fn: Callable[[nn.Module, int], float] | None = None,
                 on_epoch_end: Callable[[int, dict], None] | None = None,
-                progress: bool = True, desc: str = "cnn") -> TrainResult:
+                progress: bool = True, desc: str = "cnn",
+                loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                ) -> TrainResult:
     """The paper's training: Adam + cosine schedule, keep the lowest-validation-loss epoch.
 
     `seed` seeds the shuffling generator (the model is initialised by the caller). With a
@@ -224,6 +226,8 @@ def train_model(model: nn.Module, data: TrainData, cnn_cfg: dict, plan: DevicePl
     after every epoch. `stop_after` ends this call after that many new epochs (the checkpoint
     lets a later call finish); `val_loss_fn(model, epoch)` replaces the validation loss (tests);
     `on_epoch_end(epoch, row)` is called after each epoch's checkpoint is written.
+    `loss_fn(outputs, targets)` replaces the paper's MSE (e.g. a Gaussian negative
+    log-likelihood when the network also predicts a variance per target).
     """
     epochs = int(cnn_cfg["epochs"])
     batch_size = int(cnn_cfg["batch_size"])
@@ -256,7 +260,7 @@ def train_model(model: nn.Module, data: TrainData, cnn_cfg: dict, plan: DevicePl
         start = int(ckpt["epoch"])
 
     step_model = torch.compile(model) if plan.compile else model
-    loss_fn = nn.MSELoss()
+    loss_fn = loss_fn if loss_fn is not None else nn.MSELoss()
     n_train = len(data.train)
     t0 = time.perf_counter()
     ran = 0
