@@ -4,6 +4,14 @@ Each galaxy is observed on its own (its random stream depends only on the datase
 id), written as a shard, and the shards are assembled in galaxy-id order at the end, so the file
 is the same whatever the number of workers and whether or not the run was interrupted.
 
+Back ends (issue 15): only *how galaxies are mapped to workers* differs, the rest (shards,
+resumption, lock, failure record, progress) is this module's, once. The default is a local
+process pool (`data.workers`), with no set-up; its workers write their own shards. With a
+scheduler (`data.scheduler` or `dataset --scheduler`), galaxies go to a Dask cluster
+(analysis_lib.cluster), whose workers return the arrays and the client writes the shards, so
+workers need not share the client's disk. Either way the file is the same, and a build
+interrupted on one back end resumes on the other.
+
 Safety (issue 17): the output is checked before any work (a directory, or a file that is not a
 dataset of this project, is refused unless force=True); a lock (`<out>.lock`) keeps a second
 build of the same file out, naming the first; shards live in `<out>.parts/<dataset key>/`, so a
@@ -19,7 +27,9 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -119,24 +129,34 @@ def sample_cut_reason(galaxy, cfg: dict) -> str | None:
     return None
 
 
-def _observe_one(galaxy_id: int, out: str, key: str = "") -> tuple[int, str | None]:
-    """Observe one galaxy and write its shard; a bad or out-of-sample galaxy is reported."""
+def observe_records(galaxy_id: int, cfg: dict, source) -> tuple[str | None, list[dict] | None]:
+    """(None, the galaxy's projection records), or (why it is skipped, None); writes nothing.
+
+    The one computation of a galaxy, shared by the local pool and the Dask workers: a bad input
+    or an out-of-sample galaxy is a reason, not an exception, so it is recorded per galaxy.
+    """
     from analysis_lib.observe import observe_galaxy
 
     try:
-        galaxy = _WORKER["source"].load(galaxy_id)
-        excluded = sample_cut_reason(galaxy, _WORKER["cfg"])
+        galaxy = source.load(galaxy_id)
+        excluded = sample_cut_reason(galaxy, cfg)
         if excluded:
-            return galaxy_id, excluded
-        records = observe_galaxy(galaxy, _WORKER["cfg"])
+            return excluded, None
+        return None, observe_galaxy(galaxy, cfg)
     except GalaxyInputError as exc:
-        return galaxy_id, str(exc)
+        return str(exc), None
     except OSError as exc:  # an input file that cannot be read: the galaxy fails, named
         from analysis_lib.io import os_error_line
 
-        return galaxy_id, f"galaxy {galaxy_id}: {os_error_line(exc)}"
-    write_shard(Path(out), galaxy_id, records, key)
-    return galaxy_id, None
+        return f"galaxy {galaxy_id}: {os_error_line(exc)}", None
+
+
+def _observe_one(galaxy_id: int, out: str, key: str = "") -> tuple[int, str | None]:
+    """Observe one galaxy and write its shard; a bad or out-of-sample galaxy is reported."""
+    err, records = observe_records(galaxy_id, _WORKER["cfg"], _WORKER["source"])
+    if err is None:
+        write_shard(Path(out), galaxy_id, records, key)
+    return galaxy_id, err
 
 
 def resolve_workers(requested: int | None) -> int:
@@ -165,24 +185,74 @@ def check_output(out: Path, force: bool = False) -> None:
 
 
 def build_dataset(cfg: dict, out: str | Path, source_options: dict | None = None,
-                  workers: int | None = None, progress: bool = True, force: bool = False
-                  ) -> Path:
+                  workers: int | None = None, progress: bool = True, force: bool = False,
+                  scheduler: str | None = None) -> Path:
     """Generate (or resume) the dataset file `out` for the resolved configuration `cfg`.
 
     Refuses at once (DatasetError, OutputBusyError) when `out` cannot be written, is not a
     dataset of this project (unless force) or is being built by another live run. Galaxies
     that fail are recorded in the file (attributes n_failed, failures); see failure_summary.
+
+    `scheduler` (default cfg data.scheduler; None = the local process pool of `workers`) sends
+    the galaxies to a Dask cluster: 'local:N' starts a LocalCluster of N processes, otherwise
+    an address ('tcp://host:8786') or a scheduler file of a running cluster. The workers
+    return each galaxy's arrays and this process writes the shards and the file, so workers
+    need not share its disk (TNG cutouts, though, must be readable by them at the same path).
+    The file is the same with either back end (see analysis_lib.cluster). A build stopped
+    part-way (Ctrl-C, a killed run, a lost cluster) keeps its finished galaxies' shards: the
+    same call resumes, on either back end.
     """
     out = Path(out)
     source_options = source_options or {}
+    if scheduler is None:
+        scheduler = cfg["data"].get("scheduler")
+    if scheduler is not None:
+        from analysis_lib.cluster import check_scheduler
+
+        check_scheduler(scheduler)
     check_output(out, force)
     with output_lock(out, "dataset"):
         check_output(out, force)  # again: another run may have written it meanwhile
-        return _build_locked(cfg, out, source_options, workers, progress)
+        return _build_locked(cfg, out, source_options, workers, progress, scheduler)
+
+
+Backend = Callable[[list[int]], Iterator[tuple[int, str | None]]]
+
+
+@contextmanager
+def _local_backend(cfg: dict, source_options: dict, out: Path, key: str, n_workers: int
+                   ) -> Iterator[Backend]:
+    """Galaxy ids -> (id, failure or None), shards written by the workers: one process or a pool.
+
+    Results come back in submission order. The pool's workers die with this process.
+    """
+    if n_workers == 1:
+        _init_worker(cfg, source_options)
+        yield lambda ids: (_observe_one(i, str(out), key) for i in ids)
+        return
+    with ProcessPoolExecutor(n_workers, initializer=_init_worker,
+                             initargs=(cfg, source_options, os.getpid())) as pool:
+        def run(ids: list[int]) -> Iterator[tuple[int, str | None]]:
+            futures = [pool.submit(_observe_one, i, str(out), key) for i in ids]
+            for fut in futures:
+                yield fut.result()
+
+        yield run
+
+
+def _backend(cfg: dict, source_options: dict, out: Path, key: str, workers: int | None,
+             scheduler: str | None):
+    """The context manager that maps galaxies for this build: local pool or Dask."""
+    if scheduler is not None:
+        from analysis_lib.cluster import dask_backend
+
+        return dask_backend(scheduler, cfg, source_options, out, key)
+    n_workers = resolve_workers(workers if workers is not None else cfg["data"]["workers"])
+    return _local_backend(cfg, source_options, out, key, n_workers)
 
 
 def _build_locked(cfg: dict, out: Path, source_options: dict, workers: int | None,
-                  progress: bool) -> Path:
+                  progress: bool, scheduler: str | None = None) -> Path:
     source = make_source(cfg, source_options)
     ids = [int(i) for i in source.galaxy_ids()]
     key = prepare_shards(cfg, out, source_options)
@@ -190,29 +260,20 @@ def _build_locked(cfg: dict, out: Path, source_options: dict, workers: int | Non
     failures = _current_failures(failures_path, source)
     done = done_galaxies(out, key)
     todo = [i for i in ids if i not in done and str(i) not in failures]
-    n_workers = resolve_workers(workers if workers is not None else cfg["data"]["workers"])
     bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc=f"observing {out.name}",
                unit="galaxy", disable=not progress)
     try:
-        if n_workers == 1:
-            _init_worker(cfg, source_options)
-            results = (_observe_one(i, str(out), key) for i in todo)
-            for gid, err in results:
-                _record(failures, failures_path, gid, err, source)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(n_workers, initializer=_init_worker,
-                                     initargs=(cfg, source_options, os.getpid())) as pool:
-                futures = [pool.submit(_observe_one, i, str(out), key) for i in todo]
-                for fut in futures:
-                    gid, err = fut.result()
+        if todo:
+            with _backend(cfg, source_options, out, key, workers, scheduler) as run:
+                for gid, err in run(todo):  # each shard is on disk before its id comes back
                     _record(failures, failures_path, gid, err, source)
                     bar.update()
     finally:
         bar.close()
     from analysis_lib.observe.features import SUN_ABS_MAG_AB_SDSS  # what observe assumes
 
-    reasons = {g: r["reason"] for g, r in failures.items() if int(g) in set(ids)}
+    wanted = set(ids)  # in id order: results come back in any order (a pool, a cluster, a resume)
+    reasons = {g: failures[g]["reason"] for g in sorted(failures, key=int) if int(g) in wanted}
     good = [i for i in ids if str(i) not in reasons]
     n_excluded = sum(msg.startswith(EXCLUDED) for msg in reasons.values())
     if not good:
@@ -372,12 +433,13 @@ def dataset_config_key(cfg: dict, source_options: dict | None = None) -> str:
     """The part of a configuration that determines a dataset's content.
 
     The seed, the mock's physics, the observation and instrument settings, the data section
-    (but not its worker count), and for TNG the tng.* settings and where the particles are read.
+    (but not its worker count or Dask scheduler), and for TNG the tng.* settings and where
+    the particles are read.
     """
     from analysis_lib.config import config_hash
 
     content = {k: cfg[k] for k in ("seed", "mock", "observe")}
-    content["data"] = {k: v for k, v in cfg["data"].items() if k != "workers"}
+    content["data"] = {k: v for k, v in cfg["data"].items() if k not in ("workers", "scheduler")}
     if "instrument" in cfg:
         content["instrument"] = cfg["instrument"]
     if cfg["data"]["source"] == "tng":
