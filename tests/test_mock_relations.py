@@ -79,6 +79,38 @@ def test_lovell_curve_is_above_half_with_a_minimum_near_milky_way_mass():
     assert f[0] > f.min() and f[-1] > f.min()
 
 
+def test_curti20_has_the_published_form_and_coefficients():
+    """Curti+2020 MZR (coefficients checked against public transcriptions, issue 12): at the
+    turnover mass 12 + log O/H = Z0 - (gamma / beta) log 2, at high mass it saturates at Z0,
+    and below M0 it rises with slope gamma."""
+    z0, log_m0, gamma, beta = 8.793, 10.02, 0.28, 1.2
+    at_m0 = rel.curti20_gas_log_z(10**log_m0) + rel.SOLAR_LOG_OH
+    assert at_m0 == pytest.approx(z0 - gamma / beta * np.log10(2.0), abs=1e-9)
+    assert rel.curti20_gas_log_z(1e13) + rel.SOLAR_LOG_OH == pytest.approx(z0, abs=2e-3)
+    low = rel.curti20_gas_log_z(np.array([10**7.5, 10**8.0]))
+    assert (low[1] - low[0]) / 0.5 == pytest.approx(gamma, abs=0.01)
+
+
+def test_zahid16_is_the_broken_power_law_with_its_break():
+    lm = np.array([9.76, 10.26, 10.76])
+    ls = rel.zahid16_log_sigma(10**lm)
+    assert ls[1] == pytest.approx(2.073)
+    assert (ls[1] - ls[0]) / 0.5 == pytest.approx(0.403)
+    assert (ls[2] - ls[1]) / 0.5 == pytest.approx(0.293)
+
+
+def test_heavy_imf_uses_the_checked_posacki15_coefficients():
+    """galaxy.imf_alpha must use the Posacki+2015 coefficients recorded (and checked) here,
+    moved from Salpeter to Chabrier with the recorded mass factor, floored at 1."""
+    from analysis_lib.sources.mock.galaxy import imf_alpha
+
+    for sigma in (90.0, 150.0, 200.0, 320.0):
+        log_salp = (rel.POSACKI15_IMF_SLOPE * np.log10(sigma / 200.0)
+                    + rel.POSACKI15_IMF_INTERCEPT)
+        expected = 10 ** max(log_salp - np.log10(rel.MD14_CHABRIER_OVER_SALPETER_MASS), 0.0)
+        assert imf_alpha(sigma) == pytest.approx(expected, rel=1e-9), sigma
+
+
 def test_halo_response_knob():
     assert halo_response_parameters("gnedin04") == (0.85, 0.8)
     assert halo_response_parameters("blumenthal86") == (1.0, 1.0)
