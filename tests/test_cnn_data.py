@@ -133,3 +133,58 @@ def test_images_keep_the_papers_linear_dataset_wide_scaling(synthetic_dataset):
     raw = ds.load_inputs(["image_r_16"], train)["image_r_16"]
     assert (scaler.lo, scaler.hi) == (pytest.approx(raw.min()), pytest.approx(raw.max()))
     assert not scaler.clip and scaler.channels == 1
+
+
+# --------------------------------------------------------------------------- reading (issue 15)
+
+
+def test_slab_reads_equal_fancy_indexing_in_any_row_order(synthetic_dataset):
+    ds = open_dataset(synthetic_dataset)
+    names = ["image_r_32", "vel_map", "map_mask"]
+    for rows in (np.arange(10, 30), np.array([40, 3, 4, 5, 17, 0, 71]), np.array([], int)):
+        fast = cd.read_rows(ds.path, names, rows)
+        slow = ds.load_inputs(names, rows)
+        for n in names:
+            assert fast[n].dtype == slow[n].dtype and fast[n].shape == slow[n].shape
+            np.testing.assert_array_equal(fast[n], slow[n])
+    twice = cd.read_rows(ds.path, names, np.array([5, 3, 5]))  # a row asked for twice
+    np.testing.assert_array_equal(twice["vel_map"], ds.load_inputs(["vel_map"], np.array(
+        [3, 5]))["vel_map"][[1, 0, 1]])
+    with pytest.raises(cd.DatasetError, match="no input 'image_u_32'"):
+        cd.read_rows(ds.path, ["image_u_32"], np.array([0]))
+
+
+def test_reading_once_gives_the_same_scalers_and_inputs_as_streaming(synthetic_dataset):
+    ds = open_dataset(synthetic_dataset)
+    specs = cd.resolve_inputs(ds, _exp(["image_r", "colour_gr", "vel_map", "sigma_map"]), 32)
+    _edit(synthetic_dataset, "image_g_32", lambda g: g * np.linspace(0.5, 1.5, g.shape[-1]))
+    train = _train_rows(ds)
+    used = np.sort(np.concatenate([train, np.arange(5)]))
+    once = cd.prepare_inputs(ds, specs, train, used, block=7, read_once_bytes=2**40)
+    streamed = cd.prepare_inputs(ds, specs, train, used, block=7, read_once_bytes=0)
+    assert once[2]["read_once"] and not streamed[2]["read_once"]
+    assert once[0] == streamed[0]
+    for name in once[1]:
+        assert torch.equal(once[1][name], streamed[1][name])
+    # and the same as the blockwise functions used directly
+    scalers = cd.fit_scalers(ds, specs, train)
+    assert scalers == once[0]
+
+
+def test_a_missing_small_size_is_rebinned_like_the_dataset_makes_it(synthetic_dataset):
+    ds = open_dataset(synthetic_dataset)  # images 32 and 16 px: 8 px needs a re-bin of 16
+    exp = {**_exp(["image_r", "colour_gr"]), "resolution": 8}
+    specs = cd.resolve_inputs(ds, exp, 300)
+    assert [(s.size, s.rebin, s.sources[-1]) for s in specs] == [(8, 2, "image_r_16"),
+                                                                 (8, 2, "image_r_16")]
+    rows = np.arange(6)
+    arrays = ds.load_inputs(["image_r_16", "image_g_16", "image_r_32"], rows)
+    values, _ = cd.raw_values(arrays, specs[0])
+    # the dataset's own re-binning (sum of pixel blocks) of its largest image, to 8 px
+    from_32 = arrays["image_r_32"].reshape(6, 8, 4, 8, 4).sum(axis=(2, 4))
+    np.testing.assert_allclose(values, from_32, rtol=1e-5)
+    scalers = cd.fit_scalers(ds, specs[:1], _train_rows(ds))
+    out = cd.load_scaled_inputs(ds, specs[:1], scalers, rows)
+    assert out["image_r"].shape == (6, 1, 8, 8)
+    with pytest.raises(cd.CNNExperimentError, match="nor one that re-bins to 7 px"):
+        cd.resolve_inputs(ds, {**exp, "resolution": 7}, 300)

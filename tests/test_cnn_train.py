@@ -70,8 +70,11 @@ def test_resolution_is_capped_by_the_profile():
     assert cd.choose_resolution(150, [300, 150, 60], 300) == 150
     assert cd.choose_resolution(300, [120, 60], 60) == 60
     assert cd.choose_resolution(150, [120, 60], 300) == 120
-    with pytest.raises(cd.CNNExperimentError, match="no image of <= 30 px"):
-        cd.choose_resolution(300, [120, 60], 30)
+    # nothing small enough: re-binned from the smallest integer multiple (60 -> 30)
+    assert cd.resolution_source(300, [120, 60], 30) == (30, 60)
+    assert cd.resolution_source(30, [300, 150, 60], 300) == (30, 60)
+    with pytest.raises(cd.CNNExperimentError, match="no image of <= 25 px"):
+        cd.choose_resolution(300, [120, 60], 25)
 
 
 def test_inputs_resolve_to_dataset_arrays(synthetic_dataset):
@@ -364,3 +367,178 @@ def test_bad_experiments_give_one_clear_error(synthetic_dataset, tmp_path):
     with pytest.raises(cd.CNNExperimentError, match="needs targets \\['log_mtot'\\]"):
         ct.run_cnn_experiment(cfg, synthetic_dataset, r_only(derived=["fdm_from_masses"]),
                               store)
+
+
+# --------------------------------------------------------------------------- issue 15: paper scale
+
+
+def test_checkpoint_keeps_one_rolling_file_and_the_best_weights_once(synthetic_dataset,
+                                                                     tmp_path):
+    data = _tiny_data(synthetic_dataset)
+    scripted = {1: 0.5, 2: 0.9, 3: 1.2}
+    ckpt = tmp_path / "c.pt"
+
+    def seen(epoch, row):
+        payload = ct.load_checkpoint(ckpt)
+        assert "best_state" not in payload  # never the best weights twice
+        files = sorted(p.name for p in ct.checkpoint_files(ckpt) if p.exists())
+        if epoch == 1:  # the latest epoch is the best: the checkpoint's model is the best
+            assert payload["best"] == "model" and files == ["c.pt"]
+        else:  # moved past the best epoch: one side file with its weights
+            assert payload["best"] == "c.best_e0001.pt"
+            assert files == ["c.best_e0001.pt", "c.pt"]
+
+    full = ct.train_model(_fresh_model(), data, TINY, PLAN, seed=3, progress=False,
+                          val_loss_fn=lambda m, e: scripted[e])
+    part = ct.train_model(_fresh_model(), data, TINY, PLAN, seed=3, progress=False,
+                          checkpoint_path=ckpt, run_hash="h", stop_after=2, on_epoch_end=seen,
+                          val_loss_fn=lambda m, e: scripted[e])
+    assert part.extra["checkpoint_bytes"] > part.extra["best_file_bytes"] > 0
+    rest = ct.train_model(_fresh_model(seed=9), data, TINY, PLAN, seed=3, progress=False,
+                          checkpoint_path=ckpt, run_hash="h", val_loss_fn=lambda m, e: scripted[e])
+    assert rest.resumed_from == 2 and rest.best_epoch == 1
+    assert _same(full.best_state, rest.best_state)
+    ct.remove_checkpoint(ckpt)
+    assert not any(p.exists() for p in ct.checkpoint_files(ckpt))
+
+
+def test_dihedral_augmentation_is_consistent_and_seeded(synthetic_dataset):
+    x = torch.arange(2 * 16, dtype=torch.float32).reshape(1, 2, 4, 4).repeat(8, 1, 1, 1)
+    out = ct.dihedral(x, torch.arange(8))
+    assert torch.equal(out[0], x[0])  # code 0: unchanged
+    assert torch.equal(out[1], torch.rot90(x[1], 1, dims=(1, 2)))
+    assert torch.equal(out[4], torch.flip(x[4], dims=(2,)))
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 8  # the 8 symmetries differ
+    # every branch (and channel) of a sample gets the same transform
+    data = _tiny_data(synthetic_dataset)
+    data.inputs["copy"] = data.inputs["image_r"].clone()
+    codes = torch.randint(0, 8, (5,), generator=torch.Generator().manual_seed(0))
+    xb = ct._batch_inputs(data, torch.arange(5), PLAN, codes)
+    assert torch.equal(xb["copy"], xb["image_r"])
+    assert not torch.equal(xb["image_r"], ct._batch_inputs(data, torch.arange(5), PLAN)[
+        "image_r"])
+    # training with it is reproducible and differs from training without it
+    del data.inputs["copy"]
+    cfg = {**TINY, "epochs": 1, "augment": "dihedral"}
+    runs = [ct.train_model(_fresh_model(), data, cfg, PLAN, seed=2, progress=False)
+            for _ in range(2)]
+    plain = ct.train_model(_fresh_model(), data, {**cfg, "augment": "none"}, PLAN, seed=2,
+                           progress=False)
+    assert _same(runs[0].best_state, runs[1].best_state)
+    assert not _same(runs[0].best_state, plain.best_state)
+    with pytest.raises(cd.CNNExperimentError, match="cnn.augment"):
+        ct.train_model(_fresh_model(), data, {**cfg, "augment": "mirror"}, PLAN, seed=2)
+    # part of the run's fingerprint
+    ds = open_dataset(synthetic_dataset)
+    assert ct._run_hash(tiny_cfg(augment="dihedral"), r_only(), ds) != ct._run_hash(
+        tiny_cfg(augment="none"), r_only(), ds)
+
+
+def test_experiments_are_checked_against_profile_or_dataset(synthetic_dataset):
+    cfg = load_config("paper")
+    s41_r30 = load_experiments("cnn")["s41_r30_mstar"]
+    check = ct.check_experiment(cfg, s41_r30)  # the paper profile makes 300/150/60 px
+    assert check.runnable and "image_r@30 (re-binned 2x from 60 px)" in check.detail
+    bad = ct.check_experiment(cfg, r_only(resolution=7))
+    assert not bad.runnable and "re-bins to 7 px" in bad.detail
+    assert not ct.check_experiment(cfg, r_only(targets=["log_nope"])).runnable
+    ds = open_dataset(synthetic_dataset)
+    small = tiny_cfg()
+    assert ct.check_experiment(small, r_only(), ds).runnable
+    no_target = ct.check_experiment(small, r_only(targets=["log_nope"]), ds)
+    assert not no_target.runnable and "log_nope" in no_target.detail
+    checks, against = ct.check_selection(cfg, "all", None)
+    assert "no dataset file" in against and all(c.runnable for c in checks)
+    assert "SKIP" in ct.format_checks([bad])
+
+
+def test_paper_selection_dry_run_exits_zero(capsys):
+    from analysis_lib.cli import main
+
+    assert main(["train-cnn", "--profile", "paper", "--dry-run",
+                 "--dataset", "/nonexistent/paper.h5"]) == 0
+    out = capsys.readouterr().out
+    assert "s41_r30_mstar" in out and "SKIP" not in out.split("\n", 2)[2]
+    assert main(["train-cnn", "--profile", "paper", "--dry-run", "--dataset",
+                 "/nonexistent/paper.h5", "--set", "observe.image_sizes=[280]",
+                 "--set", "observe.image_size=280"]) == 1  # no 150 or 60 px from 280 px
+    assert "SKIP" in capsys.readouterr().out
+
+
+def test_one_failure_never_stops_the_rest(synthetic_dataset, tmp_path, monkeypatch):
+    cfg = tiny_cfg(epochs=1)
+    store = ResultsStore(tmp_path / "results")
+    boom, skip, good = r_only("t_boom"), r_only("t_skip", resolution=7), r_only("t_good")
+    monkeypatch.setattr(ct, "select_experiments", lambda kind, sel: [boom, skip, good])
+    original = ct.run_cnn_experiment
+
+    def flaky(cfg, path, exp, *args, **kwargs):
+        if exp["name"] == "t_boom":
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return original(cfg, path, exp, *args, **kwargs)
+
+    monkeypatch.setattr(ct, "run_cnn_experiment", flaky)
+    with pytest.raises(ct.CNNSelectionError, match="1 of 3 CNN experiments failed") as err:
+        ct.run_cnn_experiments(cfg, synthetic_dataset, "x", store, progress=False)
+    assert [p.name for p in err.value.paths] == ["t_good"]
+    summary = json.loads(ct.selection_summary_path(store, cfg).read_text())
+    status = {o["name"]: (o["status"], o.get("reason", "")) for o in summary["experiments"]}
+    assert status["t_good"][0] == "done" and status["t_boom"][0] == "failed"
+    assert "out of memory" in status["t_boom"][1]
+    assert status["t_skip"][0] == "skipped" and "7 px" in status["t_skip"][1]
+
+
+@pytest.mark.slow
+def test_compiled_training_has_one_graph_and_marks_its_warmup(synthetic_dataset, monkeypatch):
+    """Full batches compiled (the uneven last one eager), a fresh Dynamo per run."""
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: compile_(m, backend="eager", **kw))
+    data = _tiny_data(synthetic_dataset, n_train=18)  # batches 8, 8, 2
+    plan = ct.DevicePlan(torch.device("cpu"), None, False, torch.float32, True)
+    for _ in range(2):  # a second run in the same process compiles afresh
+        res = ct.train_model(_fresh_model(), data, {**TINY, "epochs": 2}, plan, seed=0,
+                             progress=False)
+        assert res.extra["compile"]["used"] and res.extra["compile"]["unique_graphs"] == 1
+        assert list(res.history["warmup"]) == [True, False]
+    eager = ct.train_model(_fresh_model(), data, {**TINY, "epochs": 2}, PLAN, seed=0,
+                           progress=False)
+    np.testing.assert_allclose(res.history["train_loss"], eager.history["train_loss"],
+                               rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_trains_and_stores(synthetic_dataset, tmp_path):
+    """torchrun, 2 CPU processes (gloo): one stored run, like a one-process run's."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ANALYSIS_LIB_DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "analysis_lib", "train-cnn", "--profile", "smoke", "--dataset",
+           str(synthetic_dataset), "--experiments", "s41_r_mstar", "--set", "cnn.epochs=1",
+           "--set", "cnn.batch_size=8", "--set", "cnn.image_size=16", "--set",
+           "cnn.device=cpu", "--set", "cnn.cpu_threads=1"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    store = ResultsStore(tmp_path / "data" / "results")
+    run = store.load("cnn", "s41_r_mstar", "smoke")
+    assert run.meta["training"]["world_size"] == 2
+    assert len(run.predictions) == run.meta["n_rows"]["test"]
+    assert np.isfinite(run.predictions["pred_log_mstar"]).all()
+    assert proc.stdout.count("results: ") == 2  # rank 0 alone reports (the run + baseline)
+
+
+@pytest.mark.slow
+def test_device_check_runs_on_the_cpu(tmp_path):
+    import importlib.util
+
+    from analysis_lib.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("device_check",
+                                                  REPO_ROOT / "scripts" / "device_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    result = mod.main(["--tiny", "--galaxies", "8", "--out", str(tmp_path)])
+    assert result["ok"] and result["resume"]["resumed_from_epoch"] == 1
+    assert (tmp_path / "cnn_device_check_tiny.json").exists()
