@@ -80,6 +80,24 @@ DIAGNOSTICS: dict[str, str] = {
     "log_z_r": "log10 of the metal mass fraction Z, dust-free r-light-weighted mean, "
                "projected 2 R_half",
 }
+# Optional columns for the classical mass estimators and the masses at several radii (issue 14):
+# written when the records carry them (the pipeline always does), read when the file has them
+# (files made before they existed do not; analysis_lib.models.classical says to rebuild).
+RADIUS_TARGETS: dict[str, str] = {
+    "log_mstar_0p5rhalf": "log10 Msun, stars in a 3D sphere of R_half / 2",
+    "log_mtot_0p5rhalf": "log10 Msun, all matter in a 3D sphere of R_half / 2",
+    "log_mdm_0p5rhalf": "log10 Msun, dark matter in a 3D sphere of R_half / 2",
+    "log_mtot_wolf": "log10 Msun, all matter in a 3D sphere of 4/3 R_e (Wolf+2010's r_1/2, "
+                     "R_e of this line of sight)",
+}
+CLASSICAL_OBSERVABLES: dict[str, str] = {
+    "r_e_kpc": "kpc, projected radius holding half the dust-attenuated r light (circular R_e)",
+    "sigma_re": "km/s, sqrt(sum F (V^2 + sigma^2) / sum F) of the Voronoi-binned maps inside "
+                "a circle of R_e (Cappellari+2006's sigma_e)",
+    "sigma_fov": "km/s, sqrt(sum F (V^2 + sigma^2) / sum F) of every valid binned spaxel of "
+                 "the map field (Wolf+2010's luminosity-weighted <sigma_los^2> of the galaxy)",
+}
+OPTIONAL_COLUMNS = (("targets", RADIUS_TARGETS), ("meta", CLASSICAL_OBSERVABLES))
 MAP_INPUTS = ("vel_map", "sigma_map", "map_mask")
 ROOT_ATTRS = ("profile", "seed", "source", "code_version", "config", "units")
 
@@ -201,8 +219,15 @@ def _write_h5(tmp: Path, out_path: Path, columns: dict, attrs: dict, image_sizes
             if name in columns:
                 f.create_dataset(f"diagnostics/{name}", data=columns[name]).attrs[
                     "description"] = unit
-        units = {**TARGETS, **FEATURES, **META, **{k: v for k, v in DIAGNOSTICS.items()
-                                                   if k in columns},
+        optional = {}
+        for group, names in OPTIONAL_COLUMNS:
+            for name, unit in names.items():
+                if name in columns:
+                    f.create_dataset(f"{group}/{name}", data=columns[name]).attrs[
+                        "description"] = unit
+                    optional[name] = unit
+        units = {**TARGETS, **FEATURES, **META, **optional,
+                 **{k: v for k, v in DIAGNOSTICS.items() if k in columns},
                  "image": "Lsun per pixel", "map": "km/s"}
         meta_attrs = {"code_version": __version__, "units": json.dumps(units), **attrs}
         for key, value in meta_attrs.items():
@@ -320,6 +345,10 @@ def _read_validated(path: Path, f: h5py.File) -> GalaxyDataset:
     for name in DIAGNOSTICS:
         if f"diagnostics/{name}" in f:
             columns[name] = f[f"diagnostics/{name}"][...]
+    for group, names in OPTIONAL_COLUMNS:
+        for name in names:
+            if f"{group}/{name}" in f:
+                columns[name] = f[f"{group}/{name}"][...]
     attrs = {k: (v.item() if hasattr(v, "item") and np.ndim(v) == 0 else v)
              for k, v in f.attrs.items()}
     table = pd.DataFrame(columns)

@@ -67,6 +67,21 @@ def _check(galaxy: Galaxy, n_neighbours: int) -> None:
         raise GalaxyInputError(f"galaxy {gid}: gas 'pos' or 'metallicity' is not finite")
 
 
+def _map_vrms(maps, aperture: float) -> float:
+    """sqrt(sum F (V^2 + sigma^2) / sum F) over valid map pixels inside a circle (kpc).
+
+    F is the binned maps' flux or the per-pixel maps' weight (r light for the ideal instrument).
+    """
+    flux = getattr(maps, "flux", None)
+    flux = maps.weight if flux is None else flux
+    sel = maps.mask & (maps.pixel_radius() < aperture)
+    f = flux[sel]
+    if not f.sum() > 0:
+        return float("nan")
+    v, s = maps.vel[sel], maps.sigma[sel]
+    return float(np.sqrt(np.sum(f * (v**2 + s**2)) / f.sum()))
+
+
 def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
     """Images, kinematic maps, targets and Table-1 features for each projection of one galaxy.
 
@@ -180,6 +195,14 @@ def observe_galaxy(galaxy: Galaxy, cfg: dict) -> list[dict]:
         rec["sersic_n"] = sersic_index(a, b, lum_r, float(obs["sersic_rmin_rhalf"]) * rhalf, ap2,
                                        int(obs["sersic_bins"]))
         rec["sigma_e"] = features.binned_sigma_e(binned_maps, aperture)
+        # the classical estimators' inputs and truths (models/classical.py): v_rms within R_e
+        # and over the whole map field, R_e, and the total mass inside Wolf's r_1/2 = 4/3 R_e.
+        # From the CNN's maps (ideal: per-pixel maps over the whole field; surveys: the binned
+        # maps), because the ideal instrument's binned maps stop at R_half.
+        rec["r_e_kpc"] = r_e
+        rec["sigma_re"] = _map_vrms(maps, r_e)
+        rec["sigma_fov"] = _map_vrms(maps, np.inf)
+        rec["log_mtot_wolf"] = targets.log_total_mass_within(galaxy, 4.0 / 3.0 * r_e)
         lam = features.binned_lambda_r(binned_maps, aperture)
         if inst.lambda_r_seeing_correction:
             lam = features.graham18(lam, inst.ifu_psf.sigma_arcsec * inst.kpc_per_arcsec,

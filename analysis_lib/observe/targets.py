@@ -19,9 +19,13 @@ def _log10(x: float) -> float:
 
 
 def spherical_targets(galaxy: Galaxy, rhalf: float) -> dict[str, float]:
-    """Masses in 3D spheres of R_half and 2 R_half, dark and stellar fractions, R_half itself."""
+    """Masses in 3D spheres of R_half / 2, R_half and 2 R_half, dark and stellar fractions, R_half.
+
+    The R_half / 2 sphere ('_0p5rhalf') lets the book ask at which radius each mass estimator
+    is best (issue 14).
+    """
     out: dict[str, float] = {"rhalf_kpc": float(rhalf)}
-    for suffix, radius in (("", rhalf), ("_2rhalf", 2.0 * rhalf)):
+    for suffix, radius in (("", rhalf), ("_2rhalf", 2.0 * rhalf), ("_0p5rhalf", 0.5 * rhalf)):
         masses = {c: float(galaxy.enclosed_mass(c, radius)) for c in ("stars", "gas", "dm")}
         mtot = sum(masses.values())
         out[f"log_mstar{suffix}"] = _log10(masses["stars"])
@@ -32,6 +36,17 @@ def spherical_targets(galaxy: Galaxy, rhalf: float) -> dict[str, float]:
             out["log_fdm"] = _log10(masses["dm"] / mtot)
             out["log_fstar"] = _log10(masses["stars"] / mtot)
     return out
+
+
+def log_total_mass_within(galaxy: Galaxy, radius: float) -> float:
+    """log10 of all matter (stars, gas, dark matter) in a 3D sphere of `radius` (kpc).
+
+    Used for the truth of Wolf et al. (2010)'s estimator, M(< 4/3 R_e), whose radius depends
+    on the line of sight through the projected half-light radius R_e.
+    """
+    if not radius > 0:
+        return float("nan")
+    return _log10(sum(float(galaxy.enclosed_mass(c, radius)) for c in ("stars", "gas", "dm")))
 
 
 def projected_targets(r_proj: np.ndarray, mass: np.ndarray, lum_r: np.ndarray, rhalf: float,
