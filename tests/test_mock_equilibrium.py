@@ -9,10 +9,15 @@ orbit at 1 R_d and finer block steps for the centre, ~30 s per galaxy); here a r
 Three galaxies: a typical disc (B/T < 0.15, median R_d), a compact disc (smallest R_d) and a
 bulge + disc galaxy (0.4 < B/T < 0.7).
 
-Measured state (helper "Discs II", see its report): Lagrangian radii hold to < 3 % in all of
-them; the rms thickness drifts by > 5 % at some radius in all three (even after one orbit), so the
-thickness checks are marked xfail(strict=True): they fail today, as measured, and will alert
-(XPASS -> failure) when the disc set-up is fixed.
+Measured state (helper H8, vertical DF set-up of dynamics.sample_disc_particles; numbers with
+their Poisson-bootstrap sampling error, equilibrium 'thickness_drift_err'): Lagrangian radii
+hold to < 3 % in all three. With 150 particles per guiding-radius bin the rms height of one
+annulus has a sampling error of 3-10 %, as large as the criterion, so this reduced check only
+catches gross heating (the test with v_z x 1.5 below). Here: typical -2.8 .. +3.7 % (passes);
+bulge_disc +6.7 +- 3.1 % at 1 R_d, +5.8 +- 5.8 % at 3 R_d, +5.9 +- 4.4 % at 4 R_d; compact (the
+hottest disc of the sample: sigma_R ~ v_c at 0.5-1 R_d) +8 .. +16 % +- 5-10 % at 2-5 R_d. Those
+two stay xfail(strict=True): they would XPASS (and alert) once they hold. The full measurement
+(finer particle mass, 1000 per bin, three orbits) is in the report of helper H8.
 """
 
 from __future__ import annotations
@@ -67,12 +72,12 @@ def test_lagrangian_radii_hold_over_one_orbit(drifts, name):
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param("typical", marks=pytest.mark.xfail(
-        strict=True, reason="rms height drifts > 5 % at some radius (hot stars from the centre)")),
+    "typical",
     pytest.param("compact", marks=pytest.mark.xfail(
-        strict=True, reason="hot compact disc thickens 7-15 % (radial-vertical coupling)")),
+        strict=True, reason="hottest disc (sigma_R ~ v_c inside 1 R_d): +8..16 % at 2-5 R_d "
+                            "(sampling error 5-10 %)")),
     pytest.param("bulge_disc", marks=pytest.mark.xfail(
-        strict=True, reason="inner disc in a bulge thickens ~10 % at 1 R_d")),
+        strict=True, reason="+6.7 +- 3.1 % at 1 R_d, ~6 +- 5 % at 3-4 R_d")),
 ])
 def test_thickness_holds_over_one_orbit(drifts, name):
     t = drifts[name]
@@ -88,6 +93,7 @@ def test_a_vertically_hot_disc_fails_the_check(source):
     g.stars.vel = v @ rot.T
     t = disc_equilibrium(g, annuli_rd=(2.0,), n_per_bin=150, n_orbits=1.0)["table"]
     assert t["thickness_drift"].iloc[0] > 0.15
+    assert t["thickness_drift"].iloc[0] > 3 * t["thickness_drift_err"].iloc[0] > 0  # significant
 
 
 def test_disc_velocity_ellipsoid_as_observed(source):

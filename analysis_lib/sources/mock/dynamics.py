@@ -10,15 +10,22 @@
   mock.spheroid_anisotropy (observed | isotropic | radial) into r_a and makes sure the DF is
   non-negative (r_a is raised until it is; the raise is recorded).
 - Discs: in the flattened potential of thick exponential discs (mass_model.ThickExponentialDisc:
-  stars and both gas phases) plus the spherical bulge and halo. Velocity moments from the Jeans
-  equations (as MakeNewDisk, Springel et al. 2005, but in this potential):
-  sigma_z^2(R, z) = (1/rho) int_z^inf rho (-F_z) dz' (vertical Jeans, exact for the sech^2 layer
-  in the full potential, so the drawn thickness is an equilibrium); sigma_R = sigma_z / q with
-  q = sigma_z / sigma_R drawn per galaxy (DiskMass: mean 0.6, Bershady et al. 2011), raised
-  only where Toomre Q would fall below `q_min`; sigma_phi^2 = sigma_R^2 kappa^2 / (4 Omega^2)
-  (epicyclic ratio); the mean azimuthal speed from the asymmetric-drift equation
-  vbar_phi^2 = v_c^2(R, z) + sigma_R^2 [1 + dln(rho sigma_R^2)/dlnR] - sigma_phi^2 (floored at
-  0), with v_c^2(R, z) = -R F_R(R, z) at the particle's height.
+  stars and both gas phases) plus the spherical bulge and halo. In-plane velocity moments from
+  the Jeans equations (as MakeNewDisk, Springel et al. 2005, but in this potential): the
+  mass-weighted vertical Jeans dispersion of the sech^2 layer at each R, sigma_z^2(R) (from
+  rho sigma_z^2 = int_z^inf rho (-F_z) dz'); sigma_R = sigma_z / q with q = sigma_z / sigma_R
+  drawn per galaxy (DiskMass: mean 0.6, Bershady et al. 2011), raised only where Toomre Q
+  would fall below `q_min`; sigma_phi^2 = sigma_R^2 kappa^2 / (4 Omega^2) (epicyclic ratio);
+  the mean azimuthal speed from the asymmetric-drift equation vbar_phi^2 = v_c^2(R, z) +
+  sigma_R^2 [1 + dln(rho sigma_R^2)/dlnR] - sigma_phi^2 (floored at 0), with v_c^2(R, z) =
+  -R F_R(R, z) at the particle's height. Heights and vertical velocities are not Gaussian
+  about the Jeans moments but drawn from the exact one-dimensional vertical distribution
+  function of the sech^2 layer in the full potential, each star carrying the vertical action
+  of its guiding radius (`vertical_df_tables`, `sample_disc_particles`): Gaussian v_z at the
+  local dispersion is not stationary where sigma_z varies with height, and stars on their
+  epicycles keep their vertical action: with the former Gaussian set-up the rms height grew
+  by 8-12 % at 3-5 R_d over three orbits (three of four quick-population discs, finer particle
+  mass) and by up to 50 % at 5 R_d in the hottest smoke disc (equilibrium.disc_equilibrium).
 - `integrate_orbits`: a kick-drift-kick leapfrog in the same fixed potential, to check
   equilibrium (equilibrium.py).
 
@@ -182,7 +189,8 @@ def disc_kinematics(pot: GalaxyPotential, mass: float, r_d: float, z0: float,
 
     Returns callables of (R, |z|) (kpc): 'vphi_mean', 'sigma_z'; of R: 'sigma_r',
     'sigma_phi', 'toomre_q', 'vcirc' (km/s); and 'q_floor_raised' (fraction of 0.5-4 R_d
-    where the Toomre floor raised sigma_R above sigma_z / sigma_ratio).
+    where the Toomre floor raised sigma_R above sigma_z / sigma_ratio), and 'vertical': the
+    tables of the exact vertical DF (vertical_df_tables) that sample_disc_particles draws from.
     """
     rr = np.geomspace(1e-2 * r_d, r_max_factor * r_d, 240)
     uu = np.linspace(0.0, u_max, 65)
@@ -222,46 +230,183 @@ def disc_kinematics(pot: GalaxyPotential, mass: float, r_d: float, z0: float,
             "sigma_z2_mean": of_r(sz2_mean), "nu": of_r(np.sqrt(nu2)),
             "sigma_r": of_r(np.sqrt(sr2)), "sigma_phi": of_r(np.sqrt(sphi2)),
             "toomre_q": of_r(toomre), "vcirc": of_r(np.sqrt(vc2)),
-            "q_floor_raised": float(raised[band].mean())}
+            "q_floor_raised": float(raised[band].mean()),
+            "vertical": vertical_df_tables(pot, r_d, z0)}
 
 
-def sample_disc_velocities(rng: np.random.Generator, pos_disc_frame: np.ndarray,
-                           moments: dict[str, Callable], guiding_vertical: bool = True,
-                           n_bins: int = 40) -> np.ndarray:
-    """Gaussian velocities about the Jeans moments, in the disc frame (z = spin axis).
+# Vertical distribution-function tables: heights z / z0 (fine to 8, where sech^2 ~ 5e-7, then
+# geometric to 40 for stars that bring large vertical actions from the hot inner disc) and
+# cylindrical radii R / R_d (log-spaced; between nodes, results are blended linearly in log R).
+_U_VDF = np.concatenate([np.linspace(0.0, 8.0, 33), np.geomspace(8.0, 40.0, 8)[1:]])
+_R_VDF = np.geomspace(0.02, 12.0, 32)
+_N_PHASE = 25  # vertical phases tabulated per orbit (quarter orbit, 0 -> z_max)
 
-    guiding_vertical: the vertical velocity dispersion of a star follows its guiding radius R_g
-    (R_g v_c(R_g) = L_z), not only its present radius. In an equilibrium disc the vertical
-    action J_z ~ E_z / nu is carried along the epicycle (adiabatic invariant), so a star now at
-    R with R_g < R brings the vertical energy of the hotter inner disc, sigma_z^2(R_g) nu(R) /
-    nu(R_g) (the quasi-isothermal DF of Binney 2010, MNRAS 401, 2318, and Binney & McMillan
-    2011 evaluates sigma_z at R_g for the same reason). Without it, stars that wander outwards
-    keep their J_z and the outer disc thickens by 10-15 % within three orbits in hot discs
-    (measured, equilibrium.disc_equilibrium). The per-star factor s = sigma_z^2(R_g) nu(R) /
-    (nu(R_g) sigma_z^2(R)) is normalised to mean 1 in n_bins radial bins of equal counts, so the
-    local second moments still solve the vertical Jeans equation at every R.
+
+def _interp_rows(x: np.ndarray, rows: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """np.interp(x[i], xp[rows[i]], fp[rows[i]]) for every i, in one call (rows of xp ascending).
+
+    Each row is shifted into its own interval of one long ascending abscissa; queries are
+    clamped to their row's range first (np.interp's end behaviour, per row).
     """
-    x, y, z = pos_disc_frame[:, 0], pos_disc_frame[:, 1], pos_disc_frame[:, 2]
-    rc = np.maximum(np.hypot(x, y), 1e-9)
-    n = len(rc)
+    x0 = xp[:, 0]
+    span = xp[:, -1] - x0
+    s = float(np.max(span)) * 1.5 + 1.0
+    off = s * np.arange(len(xp))
+    xq = np.clip(x - x0[rows], 0.0, span[rows]) + off[rows]
+    return np.interp(xq, (xp - x0[:, None] + off[:, None]).ravel(), fp.ravel())
+
+
+def vertical_df_tables(pot: GalaxyPotential, r_d: float, z0: float) -> dict[str, np.ndarray]:
+    """Exact one-dimensional vertical DF of the sech^2(z/z0) layer at each radius, as tables.
+
+    At each node radius R the vertical potential psi(z) = Phi(R, z) - Phi(R, 0) (the galaxy's
+    full potential: discs, bulge and halo; piecewise linear between the height nodes) and the
+    density rho ~ sech^2(z/z0) give the distribution function f(E_z) with
+    rho(psi) = sqrt(2) int_psi^inf f(E) (E - psi)^(-1/2) dE, inverted as an Abel integral (the
+    one-dimensional Eddington formula), f(E) = -(1/(sqrt 2 pi)) int_E^inf rho'(psi)
+    (psi - E)^(-1/2) dpsi, with rho' = drho/dpsi constant per segment. Drawing (z, v_z) from f
+    reproduces the sech^2 layer and is stationary in the vertical potential, which Gaussian
+    velocities at the local Jeans dispersion are not when sigma_z varies with height (bulge
+    and halo make the potential non-self-gravitating).
+    Tabulated per node, for the orbit of amplitude z_k (energy E_k = psi(z_k)): the vertical
+    action 'j' = (1/pi) oint v_z dz, the cumulative distribution 'cdf' of J_z (dN = 2 pi f dJ,
+    uniform in the vertical angle), and 'z_phase': the height at _N_PHASE equally spaced
+    times over a quarter orbit (dt = dz / v_z, exact per linear psi segment).
+    Also 'log_r' (node radii, kpc), 'z' (kpc) and 'psi' ((km/s)^2).
+    """
+    rr = _R_VDF * r_d
+    zz = _U_VDF * z0
+    _, f_z = pot.forces(rr[:, None], zz[None, :])
+    g = np.maximum(-f_z, 0.0)
+    g[:, 0] = 0.0
+    dz = np.diff(zz)
+    n_r, n_z = len(rr), len(zz)
+    psi = np.concatenate([np.zeros((n_r, 1)),
+                          np.cumsum(0.5 * (g[:, 1:] + g[:, :-1]) * dz, axis=1)], axis=1)
+    # strictly ascending (it is wherever F_z < 0; guards round-off far out)
+    psi = np.maximum.accumulate(psi + 1e-9 * np.arange(n_z) * (psi[:, -1:] + 1.0) / n_z, axis=1)
+    dpsi = np.diff(psi, axis=1)
+    # d[r, k, j] = sqrt(2 |psi_k - psi_j|): the vertical speed at z_j of the orbit reaching z_k
+    d = np.sqrt(2.0 * np.abs(psi[:, :, None] - psi[:, None, :]))
+    lower = np.tri(n_z, n_z, 0, dtype=bool)  # j <= k
+    below = np.where(lower[None], d, 0.0)
+    above = np.where(lower[None], 0.0, d)
+    above[:, np.arange(n_z), np.arange(n_z)] = 0.0
+    # Abel: f(E_k) = -(1/(sqrt 2 pi)) sum_j rho'_j 2 (sqrt(psi_j+1 - E_k) - sqrt(psi_j - E_k))
+    drho = np.diff(_sech2_layer(_U_VDF))[None, :] / dpsi  # (n_r, n_z - 1)
+    root = above / np.sqrt(2.0)
+    f = -(1.0 / (np.sqrt(2.0) * np.pi)) * np.einsum(
+        "rj,rkj->rk", drho, 2.0 * (root[:, :, 1:] - root[:, :, :-1]))
+    f = np.clip(f, 0.0, None)
+    # J_z(E_k) = (2/pi) int_0^{z_k} sqrt(2 (E_k - psi)) dz, exact per linear segment
+    slope = dz[None, :] / dpsi  # dz / dpsi per segment
+    j = 2.0 / np.pi * np.einsum("rj,rkj->rk", slope / 3.0,
+                                below[:, :, :-1] ** 3 - below[:, :, 1:] ** 3)
+    j = np.maximum.accumulate(j + 1e-12 * np.arange(n_z) * (j[:, -1:] + 1e-30), axis=1)
+    cdf = np.concatenate([np.zeros((n_r, 1)),
+                          np.cumsum(0.5 * (f[:, 1:] + f[:, :-1]) * np.diff(j, axis=1), axis=1)],
+                         axis=1)
+    cdf /= np.maximum(cdf[:, -1:], 1e-300)
+    cdf = np.maximum.accumulate(cdf + 1e-9 * np.arange(n_z) / n_z, axis=1)
+    # heights at equal time steps of the quarter orbit reaching z_k: the time spent in segment
+    # [z_i, z_i+1] is slope_i (w_i - w_i+1), w = sqrt(2 (E_k - psi)); inverted exactly within
+    # the segment (w falls linearly with time there)
+    t_cum = np.concatenate([np.zeros((n_r, n_z, 1)), np.cumsum(
+        slope[:, None, :] * (below[:, :, :-1] - below[:, :, 1:]), axis=2)], axis=2)
+    t_tot = t_cum[:, :, -1]
+    phases = np.linspace(0.0, 1.0, _N_PHASE)
+    target = t_tot[:, :, None] * phases[None, None, :]  # (r, k, p)
+    rows = np.repeat(np.arange(n_r * n_z), _N_PHASE)
+    seg = _interp_rows(target.ravel(), rows, t_cum.reshape(n_r * n_z, n_z),
+                       np.broadcast_to(np.arange(n_z, dtype=float), (n_r * n_z, n_z)))
+    rr_i, kk_i = np.meshgrid(np.arange(n_r), np.arange(n_z), indexing="ij")
+    rr_i, kk_i = rr_i[..., None], kk_i[..., None]
+    seg = np.clip(seg.reshape(target.shape).astype(int), 0, np.maximum(kk_i - 1, 0))
+    w_seg = below[rr_i, kk_i, seg] - (target - t_cum[rr_i, kk_i, seg]) / slope[rr_i, seg]
+    w_seg = np.clip(w_seg, 0.0, None)
+    psi_seg = psi[rr_i, kk_i] - 0.5 * w_seg**2
+    z_phase = zz[seg] + (psi_seg - psi[rr_i, seg]) * slope[rr_i, seg]
+    z_phase = np.clip(z_phase, 0.0, zz[None, :, None])
+    return {"log_r": np.log(rr), "z": zz, "psi": psi, "j": j, "cdf": cdf, "z_phase": z_phase}
+
+
+def _sech2_layer(u: np.ndarray) -> np.ndarray:
+    e = np.exp(-2.0 * np.abs(u))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+def _bracket(log_r: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower node index and linear weight of the upper node, clamped to the node range."""
+    i = np.clip(np.searchsorted(log_r, x) - 1, 0, len(log_r) - 2)
+    w = np.clip((x - log_r[i]) / (log_r[i + 1] - log_r[i]), 0.0, 1.0)
+    return i, w
+
+
+def _vertical_draw(vt: dict, node: np.ndarray, j_z: np.ndarray, x: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """|z| and |v_z| at node radii of stars with vertical action j_z, at time fraction x of the
+    quarter orbit (tables of vertical_df_tables, linear in amplitude index and phase)."""
+    n_z = len(vt["z"])
+    idx = np.broadcast_to(np.arange(n_z, dtype=float), vt["j"].shape)
+    kf = _interp_rows(j_z, node, vt["j"], idx)
+    k = np.minimum(kf.astype(int), n_z - 2)
+    fk = kf - k
+    mf = x * (_N_PHASE - 1)
+    m = np.minimum(mf.astype(int), _N_PHASE - 2)
+    fm = mf - m
+    zp = vt["z_phase"]
+    z = ((1 - fk) * ((1 - fm) * zp[node, k, m] + fm * zp[node, k, m + 1])
+         + fk * ((1 - fm) * zp[node, k + 1, m] + fm * zp[node, k + 1, m + 1]))
+    psi = vt["psi"]
+    e = (1 - fk) * psi[node, k] + fk * psi[node, k + 1]
+    psi_z = _interp_rows(z, node, np.broadcast_to(vt["z"], psi.shape), psi)
+    return z, np.sqrt(2.0 * np.clip(e - psi_z, 0.0, None))
+
+
+def sample_disc_particles(rng: np.random.Generator, r_cyl: np.ndarray, phi: np.ndarray,
+                          moments: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Heights and velocities of disc stars at radii r_cyl and azimuths phi (disc frame).
+
+    In-plane: v_R Gaussian (sigma_R), v_phi Gaussian about the asymmetric-drift mean
+    (sigma_phi), as before. Vertical: each star carries the vertical action J_z of its guiding
+    radius R_g (R_g v_c(R_g) = L_z): J_z is drawn from the exact vertical DF of the sech^2 layer
+    at R_g (vertical_df_tables), and the star is placed on that vertical orbit in the vertical
+    potential at its own radius R, at a uniformly random phase. J_z is an adiabatic invariant
+    while the star moves along its epicycle (the vertical oscillation is faster than the
+    radial one), so this is the adiabatic-approximation analogue of an action-based DF
+    f(J_R, L_z, J_z) whose vertical part depends on (J_z, R_g) only, like the quasi-isothermal
+    DF of Binney & McMillan (2011), but with the exact vertical DF instead of the isothermal
+    one: in a radially cold disc it gives the sech^2 layer exactly at every R; in a hot disc
+    the stars reaching the outer disc from the hotter inner disc keep their vertical action
+    and make the disc thicker than z0 from the start (rms height up to ~15 % above the sech^2
+    value in the hottest discs) rather than over the first orbits (equilibrium.py measures
+    the drift). The in-plane part stays Gaussian (epicyclic): in the hottest discs
+    (sigma_R ~ v_c inside 1 R_d) some stars of the centre go on orbits to > 10 R_d.
+    Returns (pos (N, 3), vel (N, 3)) in the disc frame (kpc, km/s).
+    """
+    n = len(r_cyl)
+    rc = np.maximum(np.asarray(r_cyl, float), 1e-9)
     v_r = rng.normal(size=n) * moments["sigma_r"](rc)
-    v_phi = moments["vphi_mean"](rc, z) + rng.normal(size=n) * moments["sigma_phi"](rc)
-    sig_z = moments["sigma_z"](rc, z)
-    if guiding_vertical and n >= 2 * n_bins:
-        grid = np.geomspace(1e-3, 1.0, 300) * float(np.max(rc)) * 1.5
-        lz_grid = np.maximum.accumulate(grid * moments["vcirc"](grid))
-        r_g = np.interp(np.maximum(rc * v_phi, 0.0), lz_grid, grid)
-        r_g = np.maximum(r_g, grid[0])
-        s = (moments["sigma_z2_mean"](r_g) * moments["nu"](rc)
-             / (moments["nu"](r_g) * moments["sigma_z2_mean"](rc)))
-        s = np.clip(s, 0.1, 10.0)
-        edges = np.quantile(rc, np.linspace(0, 1, n_bins + 1))
-        b = np.clip(np.searchsorted(edges, rc, side="right") - 1, 0, n_bins - 1)
-        s = s / (np.bincount(b, s, n_bins) / np.maximum(np.bincount(b, None, n_bins), 1))[b]
-        sig_z = sig_z * np.sqrt(s)
-    v_z = rng.normal(size=n) * sig_z
-    cos, sin = x / rc, y / rc
-    return np.column_stack([v_r * cos - v_phi * sin, v_r * sin + v_phi * cos, v_z])
+    dev_phi = rng.normal(size=n) * moments["sigma_phi"](rc)
+    vphi0 = moments["vphi_mean"](rc, np.zeros(n)) + dev_phi
+    grid = np.geomspace(1e-3, 1.0, 300) * float(np.max(rc)) * 1.5
+    lz_grid = np.maximum.accumulate(grid * moments["vcirc"](grid))
+    r_g = np.maximum(np.interp(np.maximum(rc * vphi0, 0.0), lz_grid, grid), grid[0])
+    vt = moments["vertical"]
+    x_j, x_t = rng.uniform(size=n), rng.uniform(size=n)
+    i, w = _bracket(vt["log_r"], np.log(r_g))
+    jz = ((1 - w) * _interp_rows(x_j, i, vt["cdf"], vt["j"])
+          + w * _interp_rows(x_j, i + 1, vt["cdf"], vt["j"]))
+    i, w = _bracket(vt["log_r"], np.log(rc))
+    z_lo, vz_lo = _vertical_draw(vt, i, jz, x_t)
+    z_hi, vz_hi = _vertical_draw(vt, i + 1, jz, x_t)
+    z = ((1 - w) * z_lo + w * z_hi) * rng.choice([-1.0, 1.0], n)
+    v_z = ((1 - w) * vz_lo + w * vz_hi) * rng.choice([-1.0, 1.0], n)
+    v_phi = moments["vphi_mean"](rc, z) + dev_phi
+    cos, sin = np.cos(phi), np.sin(phi)
+    pos = np.column_stack([rc * cos, rc * sin, z])
+    vel = np.column_stack([v_r * cos - v_phi * sin, v_r * sin + v_phi * cos, v_z])
+    return pos, vel
 
 
 def total_potential(model: SphericalModel, discs: DiscResidual | None,

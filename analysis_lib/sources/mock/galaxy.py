@@ -246,7 +246,10 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
             dyn_meta.update(disc_rd_kpc=disc.r_d, disc_z0_kpc=z0, sigma_z_over_sigma_r=ratio,
                             toomre_q_min=float(np.min(q_band)),  # 0.5-4 R_d, after the floor
                             toomre_q_floor_fraction=moments["q_floor_raised"])
-            vel_d = dynamics.sample_disc_velocities(rng_vel, pos_d, moments)
+            # radii and azimuths as drawn; heights and velocities from the vertical DF
+            pos_d, vel_d = dynamics.sample_disc_particles(
+                rng_vel, np.hypot(pos_d[:, 0], pos_d[:, 1]), np.arctan2(pos_d[:, 1], pos_d[:, 0]),
+                moments)
             age_d, z_d = stellar_pops.disc_populations(
                 rng_pop, np.hypot(pos_d[:, 0], pos_d[:, 1]), disc.r_d, m_star_total,
                 float(row["log_z_zsun"]), history)
