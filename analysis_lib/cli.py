@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tng-base-path", type=Path, default=None,
                    help="local TNG simulation output directory, read with illustris_python")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="observe the galaxies on a Dask cluster: a scheduler address "
+                   "(tcp://host:8786), a scheduler file (*.json) or local:N for N local worker "
+                   "processes; the dataset is the same (default: the profile's data.scheduler, "
+                   "null = local process pool)")
     p.add_argument("--force", action="store_true",
                    help="replace --out even if it is not a dataset of this project")
     p.add_argument("--allow-failures", action="store_true",
@@ -69,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'all', a tag (headline, smoke) or comma-separated names "
                    "(default: the profile's)")
     p.add_argument("--force", action="store_true", help="retrain runs that already exist")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check every selected experiment against the dataset (or, when it does "
+                   "not exist, the profile), print run/skip and why, train nothing; exit 0 "
+                   "when every one can run")
 
     p = sub.add_parser("train-gbdt", help="train the LightGBM experiments (Table 6)")
     _common(p)
@@ -103,6 +112,49 @@ def _experiments_table(kind: str) -> str:
     return "\n".join(lines)
 
 
+def _cnn_dry_run(cfg: dict, dataset: Path, selection) -> int:
+    """`train-cnn --dry-run`: the run/skip table; 0 when every selected experiment can run."""
+    from analysis_lib.models.cnn_train import check_selection, format_checks
+
+    checks, against = check_selection(cfg, selection, dataset)
+    print(f"checked against {against}")
+    print(format_checks(checks))
+    return 0 if all(c.runnable for c in checks) else 1
+
+
+def _train_cnn(cfg: dict, dataset: Path, selection, force: bool) -> int:
+    """Every selected experiment, then the power-law baseline; 1 if any experiment failed.
+
+    Under torchrun (WORLD_SIZE > 1) the processes join one group (models/ddp.py); rank 0
+    stores the runs and runs the baseline.
+    """
+    from analysis_lib.models import ddp
+    from analysis_lib.models.cnn_train import (
+        CNNSelectionError,
+        run_cnn_experiments,
+        run_power_law_baseline,
+    )
+
+    ddp.setup()
+    failed = None
+    try:
+        try:
+            paths = run_cnn_experiments(cfg, dataset, selection, force=force)
+        except CNNSelectionError as exc:
+            failed, paths = exc, exc.paths
+        if ddp.is_main():
+            paths.append(run_power_law_baseline(cfg, dataset))
+            for p in paths:
+                print(f"results: {p}")
+    finally:
+        ddp.teardown()
+    if failed is not None:
+        if ddp.env_world_size() <= 1 or os.environ.get("RANK", "0") == "0":
+            print(f"error: {' '.join(str(failed).split())}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if getattr(args, "source", None):
@@ -123,10 +175,18 @@ def run(args: argparse.Namespace) -> int:
             options = {"cutouts_dir": args.cutouts, "base_path": args.tng_base_path}
         if args.workers is not None and args.workers < 0:
             raise ConfigError(f"--workers {args.workers}: must be 0 (all cores) or more")
+        if args.scheduler is not None:
+            from analysis_lib.cluster import check_scheduler
+
+            check_scheduler(args.scheduler, "--scheduler")
+            if args.workers is not None:
+                raise ConfigError("--workers is for the local process pool; with --scheduler "
+                                  "the cluster decides (local:N starts N workers)")
         from analysis_lib.build import dataset_failures, failure_summary
 
         out = args.out or default_dataset_path(cfg)
-        path = build_dataset(cfg, out, options, workers=args.workers, force=args.force)
+        path = build_dataset(cfg, out, options, workers=args.workers, force=args.force,
+                             scheduler=args.scheduler)
         failures = dataset_failures(path)
         for line in failure_summary(failures):
             print(line, file=sys.stderr)
@@ -145,13 +205,12 @@ def run(args: argparse.Namespace) -> int:
             print(_experiments_table(kind))
             return 0
         dataset = args.dataset or default_dataset_path(cfg)
+        if getattr(args, "dry_run", False):
+            return _cnn_dry_run(cfg, dataset, args.experiments or cfg[kind]["experiments"])
         open_dataset(dataset)  # validate before any model code is imported
         selection = args.experiments or cfg[kind]["experiments"]
         if kind == "cnn":
-            from analysis_lib.models.cnn_train import run_cnn_experiments, run_power_law_baseline
-
-            paths = run_cnn_experiments(cfg, dataset, selection, force=args.force)
-            paths.append(run_power_law_baseline(cfg, dataset))
+            return _train_cnn(cfg, dataset, selection, args.force)
         else:
             from analysis_lib.models.gbdt import run_gbdt_experiments
 

@@ -26,6 +26,12 @@ TYPES: dict[str, tuple[str, ...]] = {
     "tng.cutouts_dir": ("null", "str"),
     "tng.base_path": ("null", "str"),
     "cnn.device": ("str",),
+    "cnn.probabilistic_experiments": ("str", "list[str]"),
+    "cnn.seed_experiments": ("str", "list[str]"),
+    "cnn.projsplit_experiments": ("str", "list[str]"),
+    "cnn.ensemble_epochs": ("null", "int"),
+    "cnn.ensemble_image_size": ("null", "int"),
+    "data.scheduler": ("null", "str"),
 }
 
 
@@ -36,6 +42,7 @@ CHOICES: dict[str, list[str] | Callable[[], list[str]]] = {
     "cnn.pixel_scaling": ["linear", "log"],
     "cnn.amp": ["bf16", "none"],
     "cnn.stem": ["imagenet", "small", "auto"],
+    "cnn.augment": ["none", "dihedral"],
     "jam.inclination": ["fit", "true"],
     "tng.centre": ["potential", "catalogue"],
     "tng.catalogue_check": ["fail", "warn", "off"],
@@ -71,9 +78,19 @@ RANGES: dict[str, tuple] = {
     "cnn.eval_batch_size": AT_LEAST_1, "cnn.log_floor_rel": POSITIVE,
     "cnn.resident_fraction": UNIT, "cnn.load_block": AT_LEAST_1,
     "cnn.cpu_threads": NON_NEGATIVE, "cnn.checkpoint_every": AT_LEAST_1,
+    "cnn.read_once_gb": NON_NEGATIVE,
+    "cnn.seeds": AT_LEAST_1, "cnn.nll_beta": (0, 1, True, True),
+    "cnn.ensemble_members": (2, None, True, False), "cnn.ensemble_epochs": AT_LEAST_1,
+    "cnn.ensemble_image_size": AT_LEAST_1, "cnn.conformal_level": OPEN_UNIT,
+    "cnn.flow_context_dims": AT_LEAST_1, "cnn.flow_transforms": AT_LEAST_1,
+    "cnn.flow_hidden": AT_LEAST_1, "cnn.flow_epochs": AT_LEAST_1,
+    "cnn.flow_patience": AT_LEAST_1, "cnn.flow_lr": POSITIVE,
+    "cnn.flow_batch_size": AT_LEAST_1, "cnn.flow_samples": (10, None, True, False),
+    "cnn.flow_keep_samples": NON_NEGATIVE,
     "gbdt.num_leaves": (2, None, True, False), "gbdt.num_boost_round": AT_LEAST_1,
     "gbdt.min_data_in_leaf": AT_LEAST_1, "gbdt.learning_rate": POSITIVE,
     "gbdt.num_threads": NON_NEGATIVE, "gbdt.permutation_repeats": AT_LEAST_1,
+    "gbdt.calibration_fraction": OPEN_UNIT,
     "jam.n_galaxies": AT_LEAST_1, "jam.workers": NON_NEGATIVE, "jam.image_size": AT_LEAST_1,
     "jam.distance_mpc": POSITIVE, "jam.mge_ngauss": AT_LEAST_1,
     "jam.mge_regularize": POSITIVE, "jam.halo_ngauss": AT_LEAST_1,
@@ -236,6 +253,13 @@ def _relations(cfg: dict, errors: list[str]) -> None:
                           f"observe.image_size={size}")
         if len(set(sizes)) != len(sizes):
             errors.append(f"observe.image_sizes={sizes} repeats a size")
+    scheduler = cfg.get("data", {}).get("scheduler")
+    if isinstance(scheduler, str):
+        from analysis_lib.cluster import scheduler_problem  # light: dask is imported only to run
+
+        problem = scheduler_problem(scheduler)
+        if problem:
+            errors.append(f"data.scheduler={problem}")
     projections = cfg.get("data", {}).get("projections")
     if isinstance(projections, list):
         bad = [p for p in projections if p not in ("x", "y", "z")]

@@ -7,7 +7,8 @@ branch's channels instead of three: one for an image; two, (value, valid), for t
 and the colour map, whose masked pixels reach the network as their own channel
 (cnn_data.branch_channels). Its classification layer is removed, leaving the 512 pooled
 features; the features of all branches are concatenated and a fully connected head maps them to
-one output per (standardised) target.
+one output per (standardised) target; a Gaussian-likelihood head (`likelihood='gaussian'`, see
+cnn_prob.py) has two per target, the mean and the log-variance.
 
 Stems. The torchvision stem (7x7 convolution with stride 2, then a stride-2 max-pool) reduces a
 300-px image to 75 px before the first residual block, as on ImageNet. For small inputs (the
@@ -89,23 +90,47 @@ class MultiBranchResNet(nn.Module):
         The head runs in float32 even under bf16 autocast: bf16 keeps ~3 significant digits,
         which would add ~0.005 dex of rounding to predictions whose scatter is ~0.04 dex.
         """
-        feats = torch.cat([self.branches[name](inputs[name]) for name in self.input_names], 1)
+        feats = self.embed(inputs)
         with torch.autocast(feats.device.type, enabled=False):
-            return self.head(feats.float())
+            return self.head(feats)
+
+    def embed(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The head's input: every branch's pooled features, concatenated, float32.
+
+        (batch, 512 x branches). The conditional normalising flow (cnn_prob.py) uses it as a
+        learned summary of the maps: the network's own compression of what predicts the masses.
+        """
+        feats = torch.cat([self.branches[name](inputs[name]) for name in self.input_names], 1)
+        return feats.float()
+
+
+LIKELIHOODS = ("mse", "gaussian")
+
+
+def outputs_per_target(likelihood: str) -> int:
+    """1 for the paper's MSE (a point estimate); 2 for a Gaussian head (mean, log-variance)."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"experiment likelihood must be one of {', '.join(LIKELIHOODS)}, "
+                         f"not '{likelihood}'")
+    return 2 if likelihood == "gaussian" else 1
 
 
 def build_model(input_sizes: Mapping[str, int], targets: Sequence[str], cnn_cfg: Mapping,
-                input_channels: Mapping[str, int] | None = None) -> MultiBranchResNet:
+                input_channels: Mapping[str, int] | None = None, likelihood: str = "mse"
+                ) -> MultiBranchResNet:
     """The model for an experiment, from the profile's `cnn` section.
 
     Channels per branch default to what the data side feeds it (cnn_data.branch_channels: the
-    maps and the colour map carry their mask as a second channel).
+    maps and the colour map carry their mask as a second channel). `likelihood='gaussian'`
+    doubles the outputs: the T means first, then the T log-variances (standardised units), all
+    from the float32 head.
     """
     from analysis_lib.models.cnn_data import branch_channels
 
     if input_channels is None:
         input_channels = {name: branch_channels(name) for name in input_sizes}
-    return MultiBranchResNet(input_sizes, len(targets), stem=cnn_cfg.get("stem", "imagenet"),
+    n_out = len(targets) * outputs_per_target(likelihood)
+    return MultiBranchResNet(input_sizes, n_out, stem=cnn_cfg.get("stem", "imagenet"),
                              head_hidden=int(cnn_cfg.get("head_hidden", 0)),
                              input_channels=input_channels)
 
