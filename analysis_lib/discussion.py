@@ -7,6 +7,12 @@ importance) into sentences whose wording is chosen by the numbers; `limitations`
 caveats that follow from how the runs were made. Every sentence names the data source and
 profile it rests on (`report.run_data_label`), so mock numbers are never read as TNG100 ones.
 
+The chapter itself shows `markdown`: `synthesis`, one short paragraph per theme (the CNN against
+the paper, what the maps add, leakage, what drives LightGBM, the classical estimators, mock or
+TNG100) built from the same comparisons, like ones told together rather than one template
+sentence each; and `summary_figure`, every method's bias and scatter beside the paper's.
+`evidence_markdown` keeps the one-sentence-per-comparison list.
+
 Differences of scatter are judged with a bootstrap over galaxies (projections of one galaxy are
 resampled together) on the samples both runs predicted, or, where the runs share no test samples,
 with the standard error of a standard deviation, sigma / sqrt(2 (N_galaxies - 1)). A difference
@@ -15,6 +21,7 @@ counts only if its 95% interval excludes zero and it exceeds TIE_DEX; otherwise 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -378,12 +385,43 @@ def _paper_pair(run_a: Run, key_a: str, run_b: Run, key_b: str, a: str = "",
     return f" The paper (IllustrisTNG100) reports {fa}{la} vs {fb}{lb}."
 
 
-def _sentence(c: Comparison, claims: dict[str, str], a: str, b: str, runs: tuple[Run, ...],
-              paper: str = "") -> str:
-    claim = claims[c.verdict]
-    tie = (" (a tie: the difference is within the uncertainty or below "
-           f"{TIE_DEX} dex)" if c.verdict == "tie" else "")
-    return f"{_data(*runs)}, {claim}{tie}: {c.numbers(a, b)}.{paper}"
+@dataclass
+class Fact:
+    """One comparison behind a finding: what it is about, the claim its numbers chose, the
+    numbers, and the paper's. str() is the full stand-alone sentence (findings()); the
+    discussion's paragraphs (synthesis()) use the parts."""
+
+    subject: str
+    claim: str
+    comparison: Comparison
+    a: str
+    b: str
+    runs: tuple[Run, ...]
+    paper: str = ""
+
+    def __str__(self) -> str:
+        c = self.comparison
+        tie = (" (a tie: the difference is within the uncertainty or below "
+               f"{TIE_DEX} dex)" if c.verdict == "tie" else "")
+        return f"{_data(*self.runs)}, {self.claim}{tie}: {c.numbers(self.a, self.b)}.{self.paper}"
+
+    def short(self) -> str:
+        """The numbers in brief: both scatters, the difference and its 95% interval."""
+        c = self.comparison
+        return (f"\u03c3 {c.sigma_a:.3f} dex ({self.a}) vs {c.sigma_b:.3f} dex ({self.b}), "
+                f"difference {c.delta:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}] dex")
+
+    def paper_clause(self) -> str:
+        """'0.04 dex (a) vs 0.06 dex (b) for M*', or '' without a paper number."""
+        prefix = " The paper (IllustrisTNG100) reports "
+        if not self.paper.startswith(prefix):
+            return ""
+        return f"{self.paper[len(prefix):].rstrip('.')} for {self.subject}"
+
+
+def _sentence(subject: str, c: Comparison, claims: dict[str, str], a: str, b: str,
+              runs: tuple[Run, ...], paper: str = "") -> Fact:
+    return Fact(subject, claims[c.verdict], c, a, b, tuple(runs), paper)
 
 
 # ---------------------------------------------------------------------------------- findings
@@ -410,7 +448,7 @@ def _finding_maps(store, profile) -> list[str]:
                          f"the CNN's {t}",
                   "higher": f"adding the kinematic maps to the r image does not improve the "
                             f"CNN's {t}; the r image alone scatters less"}
-        out.append(_sentence(c, claims, "r image + maps", "r image", (a, b),
+        out.append(_sentence(t, c, claims, "r image + maps", "r image", (a, b),
                              _paper_pair(a, target, b, target, "r image + maps", "r image")))
     return out
 
@@ -437,7 +475,7 @@ def _finding_resolution(store, profile) -> list[str]:
                      "change the CNN's M* scatter",
               "higher": f"coarser pixels ({px_c} instead of {px_f} per side) raise the CNN's "
                         "M* scatter"}
-    return [_sentence(c, claims, a, b, (coarse, fine),
+    return [_sentence("M*", c, claims, a, b, (coarse, fine),
                       _paper_pair(coarse, "log_mstar", fine, "log_mstar",
                                   f"r image at {_experiment(coarse).get('resolution')} px",
                                   f"r image at {_experiment(fine).get('resolution')} px"))]
@@ -459,7 +497,7 @@ def _finding_baseline(store, profile) -> list[str]:
                          "for M*",
                   "higher": f"the CNN ({cnn.name}) does worse than the power law in {lum} "
                             "for M*"}
-        out.append(_sentence(c, claims, "CNN", "power law", (cnn, b),
+        out.append(_sentence("M*", c, claims, "CNN", "power law", (cnn, b),
                              _paper_pair(cnn, "log_mstar", b, "log_mstar", "CNN", "power law")))
     return out
 
@@ -484,7 +522,7 @@ def _finding_cnn_vs_gbdt(store, profile) -> list[str]:
                   "tie": f"the CNN ({a.name}) and LightGBM ({b.name}) predict {t} equally well",
                   "higher": f"LightGBM on the Table-1 features ({b.name}) predicts {t} with "
                             f"less scatter than the CNN ({a.name})"}
-        out.append(_sentence(c, claims, "CNN", "LightGBM", (a, b),
+        out.append(_sentence(t, c, claims, "CNN", "LightGBM", (a, b),
                              _paper_pair(a, target, b, target, "CNN", "LightGBM")))
     return out
 
@@ -512,7 +550,7 @@ def _finding_leakage(store, profile) -> list[str]:
                          f"LightGBM's {t} scatter{share}",
                   "lower": f"the projection-level split gives LightGBM a larger {t} scatter "
                            f"than the galaxy split, so no leakage benefit shows{share}"}
-        out.append(_sentence(c, claims, "galaxy split", "projection split", (g, p)))
+        out.append(_sentence(t, c, claims, "galaxy split", "projection split", (g, p)))
     return out
 
 
@@ -529,7 +567,7 @@ def _finding_no_mr(store, profile) -> list[str]:
                   "tie": f"dropping the r magnitude M_r does not measurably change LightGBM's "
                          f"{t} scatter",
                   "lower": f"dropping the r magnitude M_r lowers LightGBM's {t} scatter"}
-        out.append(_sentence(c, claims, "without M_r", "with M_r", (a, b),
+        out.append(_sentence(t, c, claims, "without M_r", "with M_r", (a, b),
                              _paper_pair(a, target, b, target, "without M_r", "with M_r")))
     return out
 
@@ -549,7 +587,7 @@ def _finding_joint(store, profile) -> list[str]:
                          "scatter as the single-target CNN",
                   "higher": f"predicting M* and M_tot with one network costs {t} accuracy "
                             "against the single-target CNN"}
-        out.append(_sentence(c, claims, "joint", "single", (j, s),
+        out.append(_sentence(t, c, claims, "joint", "single", (j, s),
                              _paper_pair(j, target, s, target, "joint", "single")))
     return out
 
@@ -582,7 +620,7 @@ def _finding_jam(store, profile) -> list[str]:
                              f"galaxies{fits}",
                       "higher": f"JAM recovers {t} with more scatter than the {m} on the same "
                                 f"galaxies{fits}"}
-            out.append(_sentence(c, claims, "JAM", METHOD_LABELS[kind], (jam, other)))
+            out.append(_sentence(t, c, claims, "JAM", METHOD_LABELS[kind], (jam, other)))
     return out
 
 
@@ -601,7 +639,7 @@ def _finding_fdm(store, profile) -> list[str]:
                      f"f_DM prediction scatter equally{undef}",
               "higher": "LightGBM's direct f_DM prediction scatters less than f_DM derived from "
                         f"the CNN's predicted M*/M_tot{undef}"}
-    return [_sentence(c, claims, "derived (CNN)", "direct (LightGBM)", (j, d),
+    return [_sentence("f_DM", c, claims, "derived (CNN)", "direct (LightGBM)", (j, d),
                       _paper_pair(j, "log_fdm_derived", d, "log_fdm", "derived (CNN)",
                                   "direct (LightGBM)"))]
 
@@ -667,7 +705,7 @@ def findings(profile: str, store: ResultsStore | None = None) -> list[str]:
     for part in (_finding_maps, _finding_resolution, _finding_baseline, _finding_joint,
                  _finding_cnn_vs_gbdt, _finding_leakage, _finding_no_mr, _finding_jam,
                  _finding_fdm, _finding_importance):
-        out += part(store, profile)
+        out += [str(f) for f in part(store, profile)]
     out += _finding_paper(profile, store)
     return out
 
@@ -752,9 +790,295 @@ def limitations(profile: str, store: ResultsStore | None = None) -> list[str]:
     return out
 
 
-def markdown(profile: str, store: ResultsStore | None = None) -> str:
-    """Findings and limitations as a markdown bullet list, for a notebook's Markdown display."""
+def evidence_markdown(profile: str, store: ResultsStore | None = None) -> str:
+    """Every comparison as its own full sentence (findings) and the limitations, as a markdown
+    bullet list: the evidence behind the discussion's paragraphs (see markdown)."""
     store = store or ResultsStore()
     parts = ["**Findings**", ""] + [f"- {s}" for s in findings(profile, store)]
     parts += ["", "**Limitations**", ""] + [f"- {s}" for s in limitations(profile, store)]
     return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------- synthesis
+# The discussion proper: one paragraph per theme, its sentences built from the same Facts as
+# findings(), grouped so that each comparison adds a clause rather than a templated sentence.
+
+THEMES = (("cnn", "The CNN against the paper"), ("maps", "What the kinematic maps add"),
+          ("leakage", "How much the paper's split flatters"),
+          ("lightgbm", "What drives LightGBM"),
+          ("classical", "Classical estimators: power law and JAM"),
+          ("data", "Mock universe or TNG100"))
+_CONNECT = {"same": ("Likewise, ", "Similarly, ", "Again, "),
+            "differ": ("By contrast, ", "On the other hand, ", "Yet "),
+            "tie": ("Meanwhile, ", "At the same time, ", "Still, ")}
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _groups(facts: Sequence[Fact]) -> list[list[Fact]]:
+    """Consecutive facts with the same verdict and the same first-named side (e.g. 'r image +
+    maps' for M* and for M_tot): one sentence tells them together."""
+    out: list[list[Fact]] = []
+    for f in facts:
+        if out and out[-1][0].comparison.verdict == f.comparison.verdict \
+                and out[-1][0].a == f.a:
+            out[-1].append(f)
+        else:
+            out.append([f])
+    return out
+
+
+def _clauses(facts: Sequence[Fact]) -> list[str]:
+    """One sentence per group of like facts, chained with connectives chosen by how its verdict
+    relates to the previous one (so a paragraph reads as an argument, not a list); the numbers
+    in brackets, the other facts of a group as 'the same holds for ...'."""
+    out = []
+    prev = None
+    used = {k: 0 for k in _CONNECT}
+    for group in _groups(facts):
+        f = group[0]
+        verdict = f.comparison.verdict
+        if prev is None:
+            lead = ""
+        else:
+            key = "tie" if verdict == "tie" else ("same" if verdict == prev else "differ")
+            lead = _CONNECT[key][used[key] % len(_CONNECT[key])]
+            used[key] += 1
+        claim = f.claim if lead else _cap(f.claim)
+        sentence = f"{lead}{claim} ({f.short()})"
+        if len(group) > 1:
+            others = [(g.subject if g.b == f.b else f"{g.subject} against the {g.b}",
+                       g.short()) for g in group[1:]]
+            sentence += "; the same holds for " + "; and for ".join(
+                f"{name} ({nums})" for name, nums in others)
+        out.append(sentence + ".")
+        prev = verdict
+    return out
+
+
+def _paper_sentence(facts: Sequence[Fact]) -> str:
+    parts = [c for f in facts if (c := f.paper_clause())]
+    if not parts:
+        return ""
+    joined = parts[0] if len(parts) == 1 else "; ".join(parts[:-1]) + "; and " + parts[-1]
+    return f"For comparison, the paper (IllustrisTNG100) reports {joined}."
+
+
+def _data_lead(facts: Sequence[Fact]) -> str:
+    labels = list(dict.fromkeys(run_data_label(r) for f in facts for r in f.runs))
+    return (f"On the {labels[0]}: " if len(labels) == 1
+            else "On " + " and ".join(f"the {x}" for x in labels) + ": ")
+
+
+def _verdict_summary(facts: Sequence[Fact], better: str | None, worse: str | None) -> str:
+    """'In short, ...' from the count of verdicts, or '' for one fact."""
+    if len(facts) < 2 or better is None:
+        return ""
+    n = len(facts)
+    lower = sum(f.comparison.verdict == "lower" for f in facts)
+    higher = sum(f.comparison.verdict == "higher" for f in facts)
+    if lower == n:
+        return f"In {'both' if n == 2 else f'every one of these {n}'} comparisons {better}."
+    if higher == n:
+        return f"In {'both' if n == 2 else f'all {n}'} comparisons {worse}."
+    if lower == higher == 0:
+        return ("Neither difference is" if n == 2 else f"None of the {n} differences is") \
+            + " larger than its uncertainty."
+    return (f"The picture is mixed: {lower} of {n} comparisons favour the first, {higher} the "
+            f"second, {n - lower - higher} are ties.")
+
+
+def _cnn_paragraph(store: ResultsStore, profile: str) -> str:
+    table = headline_table(profile, store)
+    t = table[(table.method == "CNN") & table["paper sigma [dex] (TNG100)"].notna()]
+    facts = _finding_joint(store, profile) + _finding_resolution(store, profile)
+    if t.empty and not facts:
+        return ""
+    parts = []
+    if not t.empty:
+        diff = t["sigma - paper [dex]"]
+        close = int((diff.abs() <= PAPER_TOL_DEX).sum())
+        above = int((diff > PAPER_TOL_DEX).sum())
+        best, worst = t.loc[diff.abs().idxmin()], t.loc[diff.idxmax()]
+        labels = "; ".join(sorted(set(t["data (this study)"])))
+        if close == len(t):
+            verdict = f"all {len(t)} of its scatters lie within {PAPER_TOL_DEX} dex of the paper's"
+        elif above == len(t):
+            verdict = f"each of its {len(t)} scatters is larger"
+        else:
+            verdict = (f"{close} of its {len(t)} scatters lie within {PAPER_TOL_DEX} dex of the "
+                       f"paper's and {above} are larger")
+        how = ("reaches the paper's precision" if close == len(t) else
+               "is less precise than in the paper" if above == len(t) else
+               "matches the paper only in part")
+        parts.append(f"On the {labels}, the CNN trained here {how}: {verdict} (median "
+                     f"difference {diff.median():+.3f} dex).")
+        if len(t) > 1:
+            parts.append(f"It comes closest for {best['question']} ({best['sigma [dex]']:.3f} "
+                         f"against {best['paper sigma [dex] (TNG100)']:.2f} dex) and falls "
+                         f"furthest behind for {worst['question']} "
+                         f"({worst['sigma [dex]']:.3f} against "
+                         f"{worst['paper sigma [dex] (TNG100)']:.2f} dex).")
+    if facts:
+        parts.append("Some of the paper's design choices can be checked directly.")
+        parts += _clauses(facts)
+        parts.append(_paper_sentence(facts))
+    return " ".join(p for p in parts if p)
+
+
+def _facts_paragraph(facts: Sequence[Fact], intro: str, better: str | None,
+                     worse: str | None) -> str:
+    if not facts:
+        return ""
+    parts = [_data_lead(facts) + intro, *_clauses(facts), _verdict_summary(facts, better, worse),
+             _paper_sentence(facts)]
+    return " ".join(p for p in parts if p)
+
+
+def _leakage_paragraph(store: ResultsStore, profile: str) -> str:
+    facts = _finding_leakage(store, profile)
+    if not facts:
+        return ""
+    text = _facts_paragraph(
+        facts, "the paper split the projections of a galaxy between training and test sets, "
+               "so a test galaxy can be seen in training from another side. Retraining "
+               "LightGBM on the paper's split measures what this is worth.",
+        "the projection split scatters more, so no leak benefit shows",
+        "the galaxy split gives the larger scatter: the leak flatters the paper's numbers")
+    gain = [f.comparison.delta for f in facts if f.comparison.verdict == "higher"]
+    if gain:
+        text += (f" On these data, then, a projection split makes LightGBM look up to "
+                 f"{max(gain):.3f} dex better than it is on galaxies never seen in training, "
+                 "and the paper's LightGBM numbers may be optimistic in the same way.")
+    return text
+
+
+def _importance_text(store: ResultsStore, profile: str) -> str:
+    """Which feature each importance measure ranks first, per LightGBM run, and how that sits
+    with the paper's finding that M_r dominates (one sentence for the paper, not one per run)."""
+    clauses, agree, partly, disagree = [], [], [], []
+    for name in ("mstar_default", "mtot_default"):
+        run = _load(store, "gbdt", name, profile)
+        tops = top_features(run) if run else {}
+        if not tops:
+            continue
+        target = tlabel(run.metrics.get("target", name.split("_")[0]))
+        firsts = set(tops.values())
+        if len(firsts) == 1:
+            clauses.append(f"for {target} all {len(tops)} importance measures "
+                           f"({', '.join(tops)}) put {next(iter(firsts))} first")
+        else:
+            clauses.append(f"for {target} the measures disagree on the first feature ("
+                           + ", ".join(f"{f} by {m}" for m, f in tops.items()) + ")")
+        (agree if firsts == {"M_r"} else partly if "M_r" in firsts else disagree).append(target)
+    if not clauses:
+        return ""
+    text = _cap("; ".join(clauses)) + "."
+    verdicts = [f"{' and '.join(ts)} {how}" for ts, how in
+                ((agree, "under every measure"), (partly, "under some measures only"),
+                 (disagree, "under none"))
+                if ts]
+    return (f"{text} The paper (IllustrisTNG100) finds the r luminosity M_r dominant for all "
+            f"masses; here that holds for {'; for '.join(verdicts)}.")
+
+
+def _lightgbm_paragraph(store: ResultsStore, profile: str) -> str:
+    ranks = _importance_text(store, profile)
+    facts = _finding_no_mr(store, profile) + _finding_cnn_vs_gbdt(store, profile)
+    if not ranks and not facts:
+        return ""
+    parts = []
+    if ranks:
+        parts.append(_data_lead(facts) + ranks[:1].lower() + ranks[1:] if facts else ranks)
+    if facts:
+        parts.append("Whether the features carry what the images carry shows when they are "
+                     "taken away or set against the CNN.")
+        parts += _clauses(facts)
+        parts.append(_paper_sentence(facts))
+    return " ".join(p for p in parts if p)
+
+
+def _drop_data_lead(sentence: str, store: ResultsStore, profile: str) -> str:
+    """A findings() sentence without its 'On the <data label>, ' opening (the paragraph names
+    the data once)."""
+    listed = store.list_runs(profile=profile)
+    labels = {run_data_label(store.load(r.kind, r["name"], profile)) for _, r in listed.iterrows()}
+    for label in sorted(labels, key=len, reverse=True):
+        lead = f"On the {label}, "
+        if sentence.startswith(lead):
+            return sentence[len(lead):]
+    return sentence
+
+
+def _data_paragraph(store: ResultsStore, profile: str) -> str:
+    listed = store.list_runs(profile=profile)
+    if listed.empty:
+        return ""
+    runs = [store.load(r.kind, r["name"], profile) for _, r in listed.iterrows()]
+    labels = sorted({run_data_label(r) for r in runs})
+    sources = {r.config.get("data", {}).get("source", r.meta.get("source")) for r in runs}
+    overall = _finding_paper(profile, store)
+    if sources == {"tng"}:
+        text = (f"These numbers come from the {' and the '.join(labels)}, the paper's own "
+                "simulation, so they can be set against the paper's one to one (up to the "
+                "train/test split and training length).")
+    else:
+        text = (f"Every number above comes from the {' and the '.join(labels)}, not from "
+                "IllustrisTNG100. Where the mock and the paper agree, the method behaves as the "
+                "paper says on galaxies built by this library's physics; where they differ, the "
+                "difference may lie in the galaxies rather than the method, so no paper number "
+                "is confirmed or refuted here.")
+    if overall:
+        text += " Taken together, " + _drop_data_lead(overall[0], store, profile)
+    return text
+
+
+def synthesis(profile: str, store: ResultsStore | None = None) -> list[tuple[str, str]]:
+    """The discussion as (theme title, paragraph) pairs, each paragraph written from the stored
+    numbers; themes without runs in the store are left out."""
+    store = store or ResultsStore()
+    paragraphs = {
+        "cnn": _cnn_paragraph(store, profile),
+        "maps": _facts_paragraph(
+            _finding_maps(store, profile),
+            "the paper's central claim is that kinematic maps beside the r image help.",
+            "the maps help", "the r image alone does better"),
+        "leakage": _leakage_paragraph(store, profile),
+        "lightgbm": _lightgbm_paragraph(store, profile),
+        "classical": _facts_paragraph(
+            _finding_baseline(store, profile) + _finding_jam(store, profile)
+            + _finding_fdm(store, profile),
+            "the machine-learning numbers mean most beside simpler estimators on the same "
+            "galaxies.", None, None),
+        "data": _data_paragraph(store, profile),
+    }
+    return [(title, paragraphs[key]) for key, title in THEMES if paragraphs[key]]
+
+
+def markdown(profile: str, store: ResultsStore | None = None) -> str:
+    """synthesis() and limitations() as markdown: a short paragraph per theme, then caveats."""
+    store = store or ResultsStore()
+    parts = []
+    for title, text in synthesis(profile, store):
+        parts += [f"**{title}.** {text}", ""]
+    if not parts:
+        return f"No runs are stored for profile '{profile}'."
+    parts.append("Differences are the first-named scatter minus the second in dex, with a 95% "
+                 "bootstrap interval over galaxies where both predicted the same samples "
+                 "(otherwise from the standard error of a scatter); a difference counts only if "
+                 f"its interval excludes zero and it exceeds {TIE_DEX} dex.")
+    lims = limitations(profile, store)
+    if lims:
+        parts += ["", "**Limitations.** " + " ".join(lims)]
+    return "\n".join(parts)
+
+
+def summary_figure(profile: str, store: ResultsStore | None = None):
+    """Every method's bias and scatter (all galaxies) beside the paper's: plots.method_summary
+    of headline_table."""
+    from analysis_lib.plots import method_summary
+
+    table = headline_table(profile, store or ResultsStore())
+    return method_summary(table[table.group == "all"])

@@ -1,36 +1,47 @@
-"""Self-contained HTML/JS explorers that work in JupyterLab and in the static book, offline.
+"""Explorers: one data payload per explorer, shown as a static plotly figure or a live widget.
 
-Why: readers open the Jupyter Book as static HTML (from disk or a plain web server, maybe with
-no internet) where no kernel runs, so ipywidgets cannot work there. Each explorer here is one
-HTML block (vanilla JavaScript, data embedded as JSON, figures as base64 PNGs; no external
-script, font, stylesheet or CDN) shown with IPython.display.HTML. myst-nb copies such
-`text/html` outputs, <script> included, into the book page, and JupyterLab runs the script in
-trusted notebooks (a freshly executed one is). Without JavaScript the first view still shows.
+Why: readers open the Jupyter Book as static HTML (from disk, maybe offline) where no kernel
+runs, while people working in JupyterLab want live controls. Each explorer here is built once as
+a JSON-ready *payload* (numbers, labels, PNGs of the galaxy panels) and shown two ways:
+
+  static  a plotly figure whose dropdown or slider switches between pre-computed views (plotly's
+          own `updatemenus` / `sliders`: no hand-written JavaScript). plotly.js is bundled inline
+          into the first explorer of a page (a kernel session renders one notebook, i.e. one
+          book page), so the page works offline and downloads nothing;
+  live    the ipywidgets explorer in analysis_lib.widgets, built from the same payload.
+
+`Explorer._repr_mimebundle_` offers both: JupyterLab shows the live widget (its widget manager
+ranks the widget view first), the book shows the static HTML (_config.yml ranks the widget view
+last, and the saved widget state is dropped by analysis_lib.book).
 
 Three explorers:
-  galaxy_browser_html      one test sample at a time: r image, g-r colour, mean-velocity and
-                           dispersion maps (one pre-rendered PNG per sample), truth vs prediction
-                           of every run for that sample;
-  experiment_explorer_html pick a run (experiment) and a target: predicted-vs-true scatter and
-                           bias / scatter (dex, all / early / late types) beside the paper's;
-  importance_explorer_html per LightGBM run (one target each): gain, permutation and SHAP
-                           importances as bars, from the run's extra/importance.csv.
+  galaxy_browser       one test sample at a time: r image, g-r colour, mean-velocity and
+                       dispersion maps (one pre-rendered PNG per sample), truth vs prediction
+                       of every run for that sample;
+  experiment_explorer  pick a run and a target: predicted-vs-true scatter by galaxy type, the
+                       paper's scatter as a band, bias / scatter (dex) beside the paper's;
+  importance_explorer  per LightGBM run (one target each) and method: gain, permutation and
+                       SHAP importances as bars, from the run's extra/importance.csv.
 
-The data helpers (prediction_pairs, target_stats, paper_reference, load_importances,
-browser_samples, sample_images, render_sample_png, scatter_png) are shared with the live
-ipywidgets versions in analysis_lib.widgets. matplotlib is imported inside functions.
+The HTML around a figure (a caption under it, a standalone test page) is in package-data
+templates under analysis_lib/templates/.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import itertools
 import json
 import math
+import string
+import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +60,15 @@ DEFAULT_MAX_SAMPLES = 60
 DEFAULT_IMAGE_PX = 64
 PNG_DPI = 60
 PNG_COLOURS = 128  # palette PNG: ~3.5x smaller than RGB; fewer colours band the colour maps
-PAGE_BUDGET_BYTES = 3_000_000  # per explorer: the galaxy browser drops samples to stay below it,
-#                                the others warn above it
-PAGE_OVERHEAD_BYTES = 20_000  # markup, CSS and script of one explorer, with margin
+PAGE_BUDGET_BYTES = 3_000_000  # per explorer, plotly.js not counted: the galaxy browser drops
+#                                samples to stay below it, the others warn above it
+PAGE_OVERHEAD_BYTES = 20_000  # figure layout, controls and caption of one explorer, with margin
+PLOTLY_TEMPLATE = "plotly_white"
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+MAX_SLIDER_LABELS = 12  # more slider steps than this: no label under each step
+SUMMARY_WRAP = 90  # characters per line of a note inside a figure (plotly does not wrap)
+TYPE_STYLE = ((0, "late type", "#1f77b4"), (1, "early type", "#d62728"),
+              (-1, "type unknown", "#7f7f7f"))
 
 _counter = itertools.count()
 
@@ -319,166 +336,8 @@ def render_sample_png(images: dict[str, np.ndarray], title: str, fov_rhalf: floa
                                     solar_g_r=solar_g_r), dpi=dpi)
 
 
-def scatter_png(run: Run, target: str, dpi: int = PNG_DPI) -> bytes:
-    """Predicted vs true for one run and target, coloured by galaxy type (plots.pred_vs_true)."""
-    import matplotlib.pyplot as plt
-
-    from analysis_lib.plots import pred_vs_true
-
-    t, p = prediction_pairs(run.predictions)[target]
-    pred = run.predictions
-    fig, ax = plt.subplots(figsize=(4.8, 4.4), constrained_layout=True)
-    ok = np.isfinite(pred[t].to_numpy(float)) & np.isfinite(pred[p].to_numpy(float))
-    groups = pred["galaxy_type"].to_numpy()[ok] if "galaxy_type" in pred else None
-    pred_vs_true(pred[p].to_numpy(float)[ok], pred[t].to_numpy(float)[ok], target, ax=ax,
-                 groups=groups, title=run_label(run))
-    return figure_png(fig, dpi=int(dpi * 1.4))
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-# --------------------------------------------------------------------------- HTML assembly
-
-_CSS = """
-.{c} {{font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; font-size: 14px;
-  border: 1px solid #ccc; border-radius: 6px; padding: 10px; margin: 8px 0; max-width: 100%;
-  box-sizing: border-box; color: #222; background: #fff;}}
-.{c} .ie-controls {{display: flex; flex-wrap: wrap; gap: 8px; align-items: center;
-  margin-bottom: 8px;}}
-.{c} button, .{c} select {{font-size: 13px; padding: 3px 8px;}}
-.{c} input[type=range] {{flex: 1 1 200px; min-width: 120px;}}
-.{c} img {{max-width: 100%; height: auto; display: block;}}
-.{c} table {{border-collapse: collapse; margin-top: 6px; font-size: 13px;}}
-.{c} th, .{c} td {{border-bottom: 1px solid #ddd; padding: 2px 10px; text-align: right;}}
-.{c} th:first-child, .{c} td:first-child {{text-align: left;}}
-.{c} .ie-caption {{font-weight: 600; margin: 4px 0;}}
-.{c} .ie-note {{color: #555; font-size: 12px; margin-top: 4px;}}
-.{c} .ie-bar-row {{display: flex; align-items: center; gap: 6px; margin: 2px 0;}}
-.{c} .ie-bar-name {{width: 9em; text-align: right; font-family: monospace;}}
-.{c} .ie-bar-track {{flex: 1; background: #f1f1f1; height: 14px; position: relative;}}
-.{c} .ie-bar {{background: #4c72b0; height: 14px;}}
-.{c} .ie-bar-value {{width: 17em; font-family: monospace; font-size: 12px;}}
-"""
-
-# Helpers every explorer's script uses; scoped inside its own function, so explorers on one
-# page never share state.
-_JS_COMMON = r"""
-  // The block's own element: from the running script where the browser says (JupyterLab
-  // re-inserts output scripts), else by the unique id.
-  var me = document.currentScript;
-  var root = (me && me.closest && me.closest('.ie-explorer')) || document.getElementById(UID);
-  var data = JSON.parse(root.querySelector('script.ie-data').textContent);
-  function q(cls) { return root.querySelector('.' + cls); }
-  function fmt(v, d, sign) {
-    if (v === null || v === undefined || !isFinite(v)) { return '\u2014'; }
-    var s = Number(v).toFixed(d);
-    return (sign && v >= 0) ? '+' + s : s;
-  }
-  function cell(tr, text, tag) {
-    var c = document.createElement(tag || 'td'); c.textContent = text; tr.appendChild(c);
-    return c;
-  }
-  function fillTable(table, header, rows) {
-    table.textContent = '';
-    var thead = document.createElement('thead'), tr = document.createElement('tr');
-    header.forEach(function (h) { cell(tr, h, 'th'); });
-    thead.appendChild(tr); table.appendChild(thead);
-    var tbody = document.createElement('tbody');
-    rows.forEach(function (r) {
-      var row = document.createElement('tr');
-      r.forEach(function (v) { cell(row, v); });
-      tbody.appendChild(row);
-    });
-    table.appendChild(tbody);
-  }
-  function fillSelect(sel, labels, keep) {
-    sel.textContent = '';
-    labels.forEach(function (lab, i) {
-      var o = document.createElement('option'); o.value = String(i); o.textContent = lab;
-      sel.appendChild(o);
-    });
-    if (keep !== undefined && keep >= 0 && keep < labels.length) { sel.value = String(keep); }
-  }
-"""
-
-
-def _new_uid(kind: str, payload: str) -> str:
-    """Unique per output (counter) yet reproducible for the same notebook run (no clock)."""
-    import hashlib
-
-    digest = hashlib.sha1(payload.encode()).hexdigest()[:8]
-    return f"ie-{kind}-{digest}-{next(_counter)}"
-
-
-_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
-                   "\u2029": "\\u2029"}
-
-
-def _json_for_script(obj) -> str:
-    """JSON safe inside <script>: no '</script>', '<!--' or '-->' can end or alter the block.
-
-    '<', '>' and '&' become \\u003c, \\u003e, \\u0026 (what JSON.parse reads back as the
-    same characters); U+2028/9 too, which some JavaScript parsers take for line ends.
-    """
-    text = json.dumps(obj, separators=(",", ":"), allow_nan=False)
-    for char, escaped in _SCRIPT_ESCAPES.items():
-        text = text.replace(char, escaped)
-    return text
-
-
-def _assemble(kind: str, payload: dict, body: str, script: str) -> str:
-    data = _json_for_script(payload)
-    uid = _new_uid(kind, data)
-    css = _CSS.format(c=uid)
-    html_text = (
-        f'<div id="{uid}" class="{uid} ie-explorer ie-{kind}" data-explorer="{kind}">\n'
-        f"<style>{css}</style>\n{body}\n"
-        f'<script type="application/json" class="ie-data" id="{uid}-data">{data}</script>\n'
-        f"<script>\n(function () {{\n  var UID = {json.dumps(uid)};\n{_JS_COMMON}\n{script}\n"
-        f"}})();\n</script>\n</div>")
-    size = len(html_text.encode())
-    if size > PAGE_BUDGET_BYTES:
-        warnings.warn(f"{kind} explorer is {size / 1e6:.1f} MB (budget "
-                      f"{PAGE_BUDGET_BYTES / 1e6:.0f} MB): embed fewer samples or runs",
-                      stacklevel=3)
-    return html_text
-
-
-def _nan_to_none(v: float) -> float | None:
-    return None if v is None or not math.isfinite(float(v)) else round(float(v), 4)
-
-
-# --------------------------------------------------------------------------- galaxy browser
-
-_BROWSER_JS = r"""
-  var n = data.samples.length, cur = 0;
-  var img = q('ie-image'), slider = q('ie-slider'), select = q('ie-select');
-  var prev = q('ie-prev'), next = q('ie-next'), caption = q('ie-caption'), pos = q('ie-pos');
-  var table = q('ie-table');
-  fillSelect(select, data.samples.map(function (s) { return s.label; }), 0);
-  slider.max = String(n - 1);
-  function show(i) {
-    cur = Math.max(0, Math.min(n - 1, i));
-    var s = data.samples[cur];
-    img.src = 'data:image/png;base64,' + s.png;
-    img.alt = s.title;
-    caption.textContent = s.title;
-    pos.textContent = (cur + 1) + ' / ' + n;
-    slider.value = String(cur); select.value = String(cur);
-    prev.disabled = cur === 0; next.disabled = cur === n - 1;
-    fillTable(table, ['model', 'target', 'true', 'predicted', 'pred \u2212 true [dex]'],
-      s.rows.map(function (r) {
-        return [r[0], r[1], fmt(r[2], 3), fmt(r[3], 3), fmt(r[4], 3, true)];
-      }));
-  }
-  prev.addEventListener('click', function () { show(cur - 1); });
-  next.addEventListener('click', function () { show(cur + 1); });
-  slider.addEventListener('input', function () { show(parseInt(slider.value, 10)); });
-  select.addEventListener('change', function () { show(parseInt(select.value, 10)); });
-  show(0);
-"""
 
 
 def fit_budget(sizes: Sequence[int], budget: int) -> np.ndarray:
@@ -492,14 +351,37 @@ def fit_budget(sizes: Sequence[int], budget: int) -> np.ndarray:
     return np.arange(0)
 
 
+
+
+def _nan_to_none(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(float(v)) else round(float(v), 4)
+
+
+def _quiet(progress: bool) -> dict:
+    """tqdm keywords: off when asked, else tqdm's own default, so that TQDM_DISABLE (set by
+    analysis_lib.book for notebook kernels) still turns the bar off."""
+    return {} if progress else {"disable": True}
+
+
+def fmt(v: float | None, digits: int, sign: bool = False) -> str:
+    """A number for a table cell: fixed digits, optional sign, an em dash for missing."""
+    if v is None or not math.isfinite(float(v)):
+        return "\u2014"
+    return f"{float(v):+.{digits}f}" if sign else f"{float(v):.{digits}f}"
+
+
+# --------------------------------------------------------------------------- payloads
+
+
 def galaxy_browser_payload(dataset: GalaxyDataset, runs: Sequence[Run], *,
                            n_samples: int = DEFAULT_MAX_SAMPLES,
                            image_px: int = DEFAULT_IMAGE_PX, targets: Sequence[str] | None = None,
                            dpi: int = PNG_DPI, max_bytes: int = PAGE_BUDGET_BYTES,
                            progress: bool = True) -> dict:
-    """The data the galaxy browser embeds: one PNG and one truth/prediction table per sample.
+    """The galaxy browser's data: one PNG of the four panels and one truth/prediction table per
+    sample (rows: model, target, true, predicted, difference; log10 values).
 
-    If the samples' PNGs would make the block larger than max_bytes, an evenly spaced subset
+    If the samples' PNGs would make the explorer larger than max_bytes, an evenly spaced subset
     that fits is kept (with a warning); noisy images compress less well than smooth ones.
     """
     from tqdm.auto import tqdm
@@ -509,12 +391,12 @@ def galaxy_browser_payload(dataset: GalaxyDataset, runs: Sequence[Run], *,
     images = sample_images(dataset, samples["row"].to_numpy(), image_px)
     out = []
     for (_, s), imgs in tqdm(list(zip(samples.iterrows(), images, strict=True)),
-                             desc="galaxy browser panels", unit="sample", disable=not progress):
+                             desc="galaxy browser panels", unit="sample", **_quiet(progress)):
         title = sample_title(s)
         rows = sample_predictions(runs, int(s["galaxy_id"]), int(s["projection"]), targets)
         proj = PROJECTION_NAMES.get(int(s["projection"]), str(s["projection"]))
         out.append({
-            "label": f"galaxy {int(s['galaxy_id'])} ({proj})", "title": title,
+            "label": f"{int(s['galaxy_id'])} ({proj})", "title": title,
             "galaxy_id": int(s["galaxy_id"]), "projection": int(s["projection"]),
             "png": b64(render_sample_png(imgs, title, fov, dpi=dpi,
                                          solar_g_r=dataset.solar_g_r)),
@@ -527,96 +409,44 @@ def galaxy_browser_payload(dataset: GalaxyDataset, runs: Sequence[Run], *,
                       f"{sum(sizes) / 1e6:.1f} MB; keeping {len(keep)} evenly spaced ones to "
                       f"stay under {max_bytes / 1e6:.1f} MB", stacklevel=2)
         out = [out[i] for i in keep]
-    return {"samples": out, "source": str(dataset.attrs.get("source", "?")),
-            "profile": str(dataset.attrs.get("profile", "?"))}
-
-
-def galaxy_browser_html(dataset: GalaxyDataset, runs: Sequence[Run] = (), *,
-                        n_samples: int = DEFAULT_MAX_SAMPLES, image_px: int = DEFAULT_IMAGE_PX,
-                        targets: Sequence[str] | None = None, dpi: int = PNG_DPI,
-                        max_bytes: int = PAGE_BUDGET_BYTES, progress: bool = True) -> str:
-    """One self-contained HTML block: browse up to `n_samples` test samples of `runs`.
-
-    Images are re-binned (flux-conserving) to at most `image_px` per side; each sample's four
-    panels are one palette PNG (20-45 kB at the default dpi); if they would exceed max_bytes,
-    fewer (evenly spaced) samples are kept, with a warning.
-    """
-    payload = galaxy_browser_payload(dataset, runs, n_samples=n_samples, image_px=image_px,
-                                     targets=targets, dpi=dpi, max_bytes=max_bytes,
-                                     progress=progress)
-    first = payload["samples"][0]
-    note = (f"{len(payload['samples'])} test samples of {html.escape(payload['source'])} data "
-            f"({html.escape(payload['profile'])} profile), evenly spaced in galaxy id; "
-            f"images re-binned to at most {image_px} px. Values are the log10 targets "
-            "(masses in M<sub>&#9737;</sub>).")
-    body = (
-        '<div class="ie-controls">'
-        '<button type="button" class="ie-prev" title="previous sample">&#9664; previous</button>'
-        f'<input type="range" class="ie-slider" min="0" max="{len(payload["samples"]) - 1}" '
-        'step="1" value="0" aria-label="sample">'
-        '<button type="button" class="ie-next" title="next sample">next &#9654;</button>'
-        '<select class="ie-select" aria-label="sample"></select>'
-        '<span class="ie-pos"></span></div>\n'
-        f'<div class="ie-caption">{html.escape(first["title"])}</div>\n'
-        f'<img class="ie-image" alt="{html.escape(first["title"])}" '
-        f'src="data:image/png;base64,{first["png"]}">\n'
-        '<table class="ie-table"></table>\n'
-        f'<div class="ie-note">{note}</div>')
-    return _assemble("galaxy-browser", payload, body, _BROWSER_JS)
-
-
-# --------------------------------------------------------------------------- experiment explorer
-
-_EXPERIMENT_JS = r"""
-  var runSel = q('ie-run'), tgtSel = q('ie-target'), img = q('ie-image');
-  var caption = q('ie-caption'), table = q('ie-table'), src = q('ie-source');
-  fillSelect(runSel, data.runs.map(function (r) { return r.label; }), 0);
-  function targetsOf(r) { return data.runs[r].targets.map(function (t) { return t.target; }); }
-  function showTargets(keepName) {
-    var names = targetsOf(parseInt(runSel.value, 10));
-    var keep = Math.max(0, names.indexOf(keepName));
-    fillSelect(tgtSel, names, keep);
-  }
-  function show() {
-    var run = data.runs[parseInt(runSel.value, 10)];
-    var t = run.targets[parseInt(tgtSel.value, 10)];
-    img.src = 'data:image/png;base64,' + t.png;
-    img.alt = run.label + ': ' + t.target;
-    caption.textContent = run.label + ' \u2014 ' + t.target;
-    src.textContent = 'data: ' + run.source + '. Paper: TNG100' +
-      (t.paper ? ' (' + t.paper.where + ')' : ', no number for this experiment') + '.';
-    var rows = ['all', 'early', 'late'].map(function (g) {
-      var s = t.stats[g] || {};
-      return ['this study, ' + g, String(s.n === undefined ? '\u2014' : s.n),
-              fmt(s.bias, 3, true), fmt(s.sigma, 3)];
-    });
-    rows.push(['paper (TNG100), all', '\u2014', fmt(t.paper ? t.paper.bias : null, 2, true),
-               fmt(t.paper ? t.paper.sigma : null, 2)]);
-    fillTable(table, ['', 'N test', 'bias [dex]', '\u03c3 [dex]'], rows);
-  }
-  runSel.addEventListener('change', function () {
-    var old = tgtSel.options.length ? tgtSel.options[tgtSel.selectedIndex].textContent : '';
-    showTargets(old); show();
-  });
-  tgtSel.addEventListener('change', show);
-  showTargets(''); show();
-"""
+    source = str(dataset.attrs.get("source", "?"))
+    profile = str(dataset.attrs.get("profile", "?"))
+    note = (f"{len(out)} test samples of {source} data ({profile} profile), evenly spaced in "
+            f"galaxy id; images re-binned to at most {image_px} px. Values are the log10 "
+            "targets (masses in solar masses); pred \u2212 true in dex.")
+    return {"kind": "galaxy-browser", "samples": out, "source": source, "profile": profile,
+            "note": note}
 
 
 def experiment_payload(runs: Sequence[Run], targets: Sequence[str] | None = None,
-                       dpi: int = PNG_DPI, progress: bool = True) -> dict:
-    """Per run and target: the scatter PNG, this study's metrics and the paper's."""
+                       progress: bool = True) -> dict:
+    """Per run and target: the test-set points (true, predicted, type, sample), this study's
+    bias/scatter for all, early and late types, and the paper's numbers (or None)."""
     from tqdm.auto import tqdm
 
+    from analysis_lib.plots import text_label
+
     out = []
-    for run in tqdm(list(runs), desc="experiment explorer", unit="run", disable=not progress):
+    for run in tqdm(list(runs), desc="experiment explorer", unit="run", **_quiet(progress)):
         entries = []
-        for target in prediction_pairs(run.predictions):
+        pred = run.predictions
+        for target, (t, p) in prediction_pairs(pred).items():
             if targets is not None and target not in targets:
                 continue
+            true_v, pred_v = pred[t].to_numpy(float), pred[p].to_numpy(float)
+            ok = np.isfinite(true_v) & np.isfinite(pred_v)
+            types = (pred["galaxy_type"].to_numpy(int) if "galaxy_type" in pred
+                     else np.full(len(pred), -1))
+            ids = (pred["galaxy_id"].to_numpy(int) if "galaxy_id" in pred
+                   else np.arange(len(pred)))
+            proj = (pred["projection"].to_numpy(int) if "projection" in pred
+                    else np.full(len(pred), -1))
             stats = target_stats(run, target)
             entries.append({
-                "target": target, "png": b64(scatter_png(run, target, dpi=dpi)),
+                "target": target, "axis": text_label(target),
+                "true": np.round(true_v[ok], 4).tolist(), "pred": np.round(pred_v[ok], 4).tolist(),
+                "type": types[ok].tolist(), "galaxy_id": ids[ok].tolist(),
+                "projection": proj[ok].tolist(),
                 "stats": {g: {"n": int(s["n"]), "bias": _nan_to_none(s["bias"]),
                               "sigma": _nan_to_none(s["sigma"])} for g, s in stats.items()},
                 "paper": paper_reference(run, target)})
@@ -626,67 +456,10 @@ def experiment_payload(runs: Sequence[Run], targets: Sequence[str] | None = None
     if not out:
         raise ValueError("experiment explorer: none of the runs has true/pred columns"
                          + (f" for {', '.join(targets)}" if targets else ""))
-    return {"runs": out}
+    note = ("bias = mean, \u03c3 = standard deviation of log10(predicted/true) on the test set; "
+            "the grey band is \u00b1 the paper's \u03c3 (TNG100) around the one-to-one line.")
+    return {"kind": "experiment-explorer", "runs": out, "note": note}
 
-
-def experiment_explorer_html(runs: Sequence[Run], *, targets: Sequence[str] | None = None,
-                             dpi: int = PNG_DPI, progress: bool = True) -> str:
-    """One self-contained HTML block: choose a run and a target, see the scatter and numbers."""
-    payload = experiment_payload(runs, targets, dpi=dpi, progress=progress)
-    body = (
-        '<div class="ie-controls"><label>experiment <select class="ie-run"></select></label>'
-        '<label>target <select class="ie-target"></select></label></div>\n'
-        '<div class="ie-caption"></div>\n'
-        '<div style="display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start">'
-        f'<img class="ie-image" alt="predicted vs true" '
-        f'src="data:image/png;base64,{payload["runs"][0]["targets"][0]["png"]}" '
-        'style="max-width:420px">'
-        '<div><table class="ie-table"></table>'
-        '<div class="ie-note">bias = mean, &sigma; = standard deviation of '
-        'log<sub>10</sub>(predicted/true) on the test set.</div>'
-        '<div class="ie-note ie-source"></div></div></div>')
-    return _assemble("experiment-explorer", payload, body, _EXPERIMENT_JS)
-
-
-# --------------------------------------------------------------------------- importances
-
-_IMPORTANCE_JS = r"""
-  var runSel = q('ie-run'), methSel = q('ie-method'), bars = q('ie-bars');
-  var caption = q('ie-caption'), summary = q('ie-summary');
-  fillSelect(runSel, data.runs.map(function (r) { return r.label + ' (' + r.target + ')'; }), 0);
-  fillSelect(methSel, data.methods.map(function (m) { return data.method_labels[m]; }), 0);
-  function show() {
-    var run = data.runs[parseInt(runSel.value, 10)];
-    var method = data.methods[parseInt(methSel.value, 10)];
-    var vals = run[method];
-    var order = run.features.map(function (f, i) { return i; });
-    order.sort(function (a, b) { return (vals[b] || 0) - (vals[a] || 0); });
-    var top = Math.max.apply(null, vals.map(function (v) { return v > 0 ? v : 0; })) || 1;
-    bars.textContent = '';
-    order.forEach(function (i) {
-      var row = document.createElement('div'); row.className = 'ie-bar-row';
-      var name = document.createElement('span'); name.className = 'ie-bar-name';
-      name.textContent = run.features[i];
-      var track = document.createElement('span'); track.className = 'ie-bar-track';
-      var bar = document.createElement('span'); bar.className = 'ie-bar';
-      bar.style.display = 'block';
-      bar.style.width = (100 * Math.max(vals[i], 0) / top).toFixed(1) + '%';
-      track.appendChild(bar);
-      var val = document.createElement('span'); val.className = 'ie-bar-value';
-      val.textContent = fmt(vals[i], 3) + (method === 'permutation' ?
-        ' (' + fmt(run.permutation_raw[i], 4) + ' \u00b1 ' + fmt(run.permutation_std[i], 4) +
-        ' dex\u00b2)' : '');
-      row.appendChild(name); row.appendChild(track); row.appendChild(val);
-      bars.appendChild(row);
-    });
-    caption.textContent = run.label + ': ' + run.target + ', ' + data.method_labels[method] +
-      ' (fraction of the total; longest bar = largest)';
-    summary.textContent = run.summary;
-  }
-  runSel.addEventListener('change', show);
-  methSel.addEventListener('change', show);
-  show();
-"""
 
 METHOD_LABELS = {
     "gain": "gain (training-set split gain)",
@@ -715,51 +488,389 @@ def importance_payload(runs: Sequence[Run]) -> dict:
     if not out:
         names = ", ".join(run_label(r) for r in runs) or "no runs given"
         raise ValueError(f"importance explorer: no run has extra/{IMPORTANCE_FILE} ({names})")
-    return {"runs": out, "methods": list(IMPORTANCE_METHODS), "method_labels": METHOD_LABELS}
+    note = ("Gain is measured on the training set, permutation and SHAP on the test set; each "
+            "is normalised to sum to 1 over the features.")
+    return {"kind": "importance-explorer", "runs": out, "methods": list(IMPORTANCE_METHODS),
+            "method_labels": METHOD_LABELS, "note": note}
 
 
-def importance_explorer_html(runs: Sequence[Run]) -> str:
-    """One self-contained HTML block: importance bars per LightGBM run and method."""
-    payload = importance_payload(runs)
-    body = (
-        '<div class="ie-controls"><label>run <select class="ie-run"></select></label>'
-        '<label>method <select class="ie-method"></select></label></div>\n'
-        '<div class="ie-caption"></div>\n<div class="ie-bars"></div>\n'
-        '<div class="ie-note ie-summary"></div>'
-        '<div class="ie-note">Gain is measured on the training set, permutation and SHAP on the '
-        'test set; each is normalised to sum to 1 over the features.</div>')
-    return _assemble("importance-explorer", payload, body, _IMPORTANCE_JS)
+# --------------------------------------------------------------------------- plotly figures
+# Each figure function draws every view of a payload (the static explorer: one view visible,
+# a dropdown or slider switches) or only the views named in `only` (the live widget).
 
 
-# --------------------------------------------------------------------------- display / pages
+@dataclass
+class _View:
+    """One selectable view: its label, its traces and the layout changes that go with it."""
+
+    label: str
+    traces: list
+    layout: dict
 
 
-def _html_object(text: str):
-    from IPython.display import HTML
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]):
+    import plotly.graph_objects as go
 
-    return HTML(text)
-
-
-def galaxy_browser(dataset: GalaxyDataset, runs: Sequence[Run] = (), **kwargs):
-    """IPython HTML object of galaxy_browser_html (display it, or make it a cell's result)."""
-    return _html_object(galaxy_browser_html(dataset, runs, **kwargs))
+    columns = [[str(r[i]) for r in rows] for i in range(len(header))]
+    return go.Table(header={"values": list(header), "align": "left",
+                            "fill": {"color": "#eeeeee"}},
+                    cells={"values": columns, "align": "left", "height": 24})
 
 
-def experiment_explorer(runs: Sequence[Run], **kwargs):
-    """IPython HTML object of experiment_explorer_html."""
-    return _html_object(experiment_explorer_html(runs, **kwargs))
+def stats_rows(entry: dict) -> list[list[str]]:
+    """Rows of the numbers table of one run/target: this study by type, then the paper."""
+    rows = [[g, str(s["n"]), fmt(s["bias"], 3, True), fmt(s["sigma"], 3)]
+            for g, s in entry["stats"].items()]
+    paper = entry.get("paper") or {}
+    rows.append(["paper, all", "\u2014", fmt(paper.get("bias"), 2, True),
+                 fmt(paper.get("sigma"), 2)])
+    return rows
 
 
-def importance_explorer(runs: Sequence[Run]):
-    """IPython HTML object of importance_explorer_html."""
-    return _html_object(importance_explorer_html(runs))
+STATS_HEADER = ("test set", "N", "bias [dex]", "\u03c3 [dex]")
+
+
+def _experiment_view(run: dict, entry: dict) -> _View:
+    import plotly.graph_objects as go
+
+    true, pred = np.asarray(entry["true"], float), np.asarray(entry["pred"], float)
+    types = np.asarray(entry["type"], int)
+    traces = []
+    for code, name, colour in TYPE_STYLE:
+        sel = types == code
+        if not sel.any():
+            continue
+        text = [f"galaxy {g} ({PROJECTION_NAMES.get(p, '?')})" for g, p in
+                zip(np.asarray(entry["galaxy_id"])[sel], np.asarray(entry["projection"])[sel],
+                    strict=True)]
+        traces.append(go.Scatter(
+            x=true[sel], y=pred[sel], mode="markers", name=name, text=text,
+            marker={"color": colour, "size": 6, "opacity": 0.6},
+            hovertemplate="%{text}<br>true %{x:.3f}<br>predicted %{y:.3f}<extra></extra>"))
+    lo = float(min(true.min(), pred.min())) if len(true) else 0.0
+    hi = float(max(true.max(), pred.max())) if len(true) else 1.0
+    sigma = (entry.get("paper") or {}).get("sigma")
+    if sigma is not None:
+        traces.append(go.Scatter(
+            x=[lo, hi, hi, lo, lo], y=[lo - sigma, hi - sigma, hi + sigma, lo + sigma,
+                                       lo - sigma],
+            fill="toself", mode="lines", line={"width": 0}, fillcolor="rgba(0,0,0,0.12)",
+            name=f"paper \u00b1\u03c3 ({sigma:.2f} dex)", hoverinfo="skip"))
+    traces.append(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="one-to-one",
+                             line={"color": "black", "dash": "dash", "width": 1},
+                             hoverinfo="skip"))
+    traces.append(_table(STATS_HEADER, stats_rows(entry)))
+    where = (entry.get("paper") or {}).get("where", "no paper number for this experiment")
+    title = (f"{run['label']}: {entry['target']}<br><sup>data: {run['source']}; paper "
+             f"(TNG100): {where}</sup>")
+    return _View(label=f"{run['label']} \u00b7 {entry['target']}", traces=traces, layout={
+        "title.text": title, "xaxis.title.text": "true " + entry["axis"],
+        "yaxis.title.text": "predicted " + entry["axis"], "xaxis.autorange": True,
+        "yaxis.autorange": True})
+
+
+def experiment_figure(payload: dict, only: tuple[int, int] | None = None):
+    """Predicted vs true with the paper's band, and the numbers table, per run and target.
+
+    only=(run index, target index) draws that view alone (the live widget's figure)."""
+    from plotly.subplots import make_subplots
+
+    pairs = [(i, j) for i, r in enumerate(payload["runs"]) for j in range(len(r["targets"]))]
+    if only is not None:
+        pairs = [tuple(only)]
+    views = [_experiment_view(payload["runs"][i], payload["runs"][i]["targets"][j])
+             for i, j in pairs]
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.1,
+                        specs=[[{"type": "xy"}, {"type": "table"}]])
+    positions = [[(1, 2) if t.type == "table" else (1, 1) for t in v.traces] for v in views]
+    fig = _add_views(fig, views, positions, "dropdown", "experiment \u00b7 target:")
+    fig.update_layout(template=PLOTLY_TEMPLATE, height=520, margin={"t": 110, "l": 70},
+                      legend={"x": 0.0, "y": -0.18, "orientation": "h"},
+                      title={"font": {"size": 13}, "y": 0.96, "yanchor": "top"}, font={"size": 13})
+    return fig
+
+
+def _add_views(fig, views: Sequence[_View], positions, control: str, prefix: str):
+    """_selector_figure for figures whose traces sit in subplots (positions per view)."""
+    owner = []
+    for k, (view, pos) in enumerate(zip(views, positions, strict=True)):
+        for trace, (row, col) in zip(view.traces, pos, strict=True):
+            trace.visible = k == 0
+            fig.add_trace(trace, row=row, col=col)
+            owner.append(k)
+    return _controls(fig, views, owner, control, prefix)
+
+
+def _controls(fig, views: Sequence[_View], owner: Sequence[int], control: str, prefix: str):
+    """Apply the first view's layout and add the plotly control that switches views."""
+    fig.update_layout(views[0].layout)
+    if len(views) < 2:
+        return fig
+    steps = [{"label": v.label, "method": "update",
+              "args": [{"visible": [o == k for o in owner]}, v.layout]}
+             for k, v in enumerate(views)]
+    if control == "slider":
+        crowded = len(steps) > MAX_SLIDER_LABELS  # then only the current value is labelled
+        fig.update_layout(sliders=[{"active": 0, "steps": steps, "pad": {"t": 10},
+                                    "currentvalue": {"prefix": prefix},
+                                    "font": {"color": "rgba(0,0,0,0)" if crowded else "#444"}}])
+    else:
+        fig.update_layout(updatemenus=[{"buttons": steps, "active": 0, "direction": "down",
+                                        "x": 0.0, "xanchor": "left", "y": 1.02,
+                                        "yanchor": "bottom", "showactive": True}])
+    return fig
+
+
+def _importance_view(run: dict, method: str) -> _View:
+    import plotly.graph_objects as go
+
+    vals = np.array([np.nan if v is None else v for v in run[method]], float)
+    order = np.argsort(np.nan_to_num(vals, nan=-np.inf))  # ascending: the largest on top
+    feats = [run["features"][i] for i in order]
+    if method == "permutation":
+        text = [f"{fmt(run['permutation_raw'][i], 4)} \u00b1 {fmt(run['permutation_std'][i], 4)}"
+                " dex\u00b2" for i in order]
+    else:
+        text = [fmt(vals[i], 3) for i in order]
+    bar = go.Bar(x=vals[order], y=feats, orientation="h", name=method, text=text,
+                 textposition="outside", cliponaxis=False, marker={"color": "#4c72b0"},
+                 hovertemplate="%{y}: %{x:.3f}<extra></extra>")
+    title = f"{run['label']} ({run['target']}): {METHOD_LABELS[method]}"
+    summary = "<br>".join(textwrap.wrap(run["summary"], SUMMARY_WRAP)) or " "
+    return _View(label=f"{run['label']} \u00b7 {method}", traces=[bar], layout={
+        "title.text": title, "yaxis.categoryarray": feats, "annotations[0].text": summary})
+
+
+def importance_figure(payload: dict, only: tuple[int, str] | None = None):
+    """Horizontal importance bars (fraction of the total), per run and method.
+
+    only=(run index, method) draws that view alone (the live widget's figure)."""
+    import plotly.graph_objects as go
+
+    pairs = [(i, m) for i in range(len(payload["runs"])) for m in payload["methods"]]
+    if only is not None:
+        pairs = [tuple(only)]
+    views = [_importance_view(payload["runs"][i], m) for i, m in pairs]
+    n_feat = max(len(r["features"]) for r in payload["runs"])
+    fig = go.Figure()
+    fig.add_annotation(text=" ", x=0, y=0, yshift=-62, xref="paper", yref="paper",
+                       showarrow=False, xanchor="left", yanchor="top", align="left",
+                       font={"size": 12})
+    owner = []
+    for k, view in enumerate(views):
+        for trace in view.traces:
+            trace.visible = k == 0
+            fig.add_trace(trace)
+            owner.append(k)
+    fig = _controls(fig, views, owner, "dropdown", "run \u00b7 method:")
+    n_lines = max(len(textwrap.wrap(r["summary"], SUMMARY_WRAP)) for r in payload["runs"])
+    fig.update_layout(template=PLOTLY_TEMPLATE, height=200 + 26 * n_feat + 18 * n_lines,
+                      font={"size": 13}, showlegend=False,
+                      margin={"t": 100, "l": 150, "r": 60, "b": 80 + 18 * n_lines},
+                      xaxis={"title": {"text": "importance (fraction of the total)"},
+                             "rangemode": "tozero"},
+                      yaxis={"categoryorder": "array"},
+                      title={"font": {"size": 13}, "y": 0.99, "yanchor": "top"})
+    return fig
+
+
+def _browser_view(sample: dict) -> _View:
+    import plotly.graph_objects as go
+
+    image = go.Image(source="data:image/png;base64," + sample["png"], hoverinfo="skip")
+    rows = [[r[0], r[1], fmt(r[2], 3), fmt(r[3], 3), fmt(r[4], 3, True)]
+            for r in sample["rows"]]
+    table = _table(("model", "target", "true", "predicted", "pred \u2212 true [dex]"), rows)
+    return _View(label=sample["label"], traces=[image, table],
+                 layout={"title.text": sample["title"]})
+
+
+def galaxy_browser_figure(payload: dict, only: int | None = None):
+    """The four panels of a test sample and every run's truth vs prediction, one sample at a
+    time (a slider in the static view).
+
+    only=i draws sample i alone (the live widget shows its own image and table instead)."""
+    from plotly.subplots import make_subplots
+
+    samples = payload["samples"] if only is None else [payload["samples"][only]]
+    views = [_browser_view(s) for s in samples]
+    n_rows = max(len(s["rows"]) for s in samples)
+    table_px, image_px = 40 + 26 * max(n_rows, 1), 460
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.02,
+                        row_heights=[image_px / (image_px + table_px),
+                                     table_px / (image_px + table_px)],
+                        specs=[[{"type": "xy"}], [{"type": "table"}]])
+    fig = _add_views(fig, views, [[(1, 1), (2, 1)]] * len(views), "slider", "galaxy (projection): ")
+    fig.update_xaxes(visible=False, row=1, col=1)
+    fig.update_yaxes(visible=False, row=1, col=1)
+    fig.update_layout(template=PLOTLY_TEMPLATE, height=image_px + table_px + 150,
+                      margin={"t": 50, "l": 10, "r": 10, "b": 10}, font={"size": 13},
+                      title={"font": {"size": 13}})
+    return fig
+
+
+FIGURES: dict[str, Callable] = {"galaxy-browser": galaxy_browser_figure,
+                                "experiment-explorer": experiment_figure,
+                                "importance-explorer": importance_figure}
+
+
+# --------------------------------------------------------------------------- HTML and display
+
+
+def template(name: str) -> string.Template:
+    """A package-data template (analysis_lib/templates/<name>) as a string.Template."""
+    return string.Template(resources.files("analysis_lib").joinpath("templates", name)
+                           .read_text(encoding="utf-8"))
+
+
+class _Page:
+    """Whether plotly.js has already been put on the current page.
+
+    A kernel renders one notebook, i.e. one book page: the first explorer it shows carries
+    plotly.js inline, later ones reuse it. new_page() starts over (for standalone pages)."""
+
+    has_plotlyjs = False
+
+
+def new_page() -> None:
+    """Forget that plotly.js was sent: the next explorer HTML bundles it again."""
+    _Page.has_plotlyjs = False
+
+
+def _take_plotlyjs(include: bool | None) -> bool:
+    if include is None:
+        include = not _Page.has_plotlyjs
+    _Page.has_plotlyjs = _Page.has_plotlyjs or include
+    return include
+
+
+def _uid(kind: str, payload: dict) -> str:
+    """Unique per output (counter) yet reproducible for the same notebook run (no clock)."""
+    digest = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return f"ie-{kind}-{digest[:8]}-{next(_counter)}"
+
+
+def explorer_html(payload: dict, include_plotlyjs: bool | None = None) -> str:
+    """The static explorer: the plotly figure of the payload and its caption, as HTML.
+
+    include_plotlyjs: True bundles plotly.js inline, False relies on one already on the page,
+    None (default) bundles it only into the first explorer of this page (see new_page)."""
+    import plotly.io as pio
+
+    kind = payload["kind"]
+    fig = FIGURES[kind](payload)
+    uid = _uid(kind, payload)
+    included = _take_plotlyjs(include_plotlyjs)
+    div = pio.to_html(fig, full_html=False, include_plotlyjs=included,
+                      div_id=uid, config=PLOTLY_CONFIG, default_width="100%",
+                      default_height=f"{int(fig.layout.height or 500)}px")
+    text = template("explorer.html").substitute(uid=uid, kind=kind, figure=div,
+                                                note=html.escape(payload.get("note", "")))
+    size = len(text.encode()) - (len(_plotlyjs().encode()) if included else 0)
+    if size > PAGE_BUDGET_BYTES:
+        warnings.warn(f"{kind} explorer is {size / 1e6:.1f} MB (budget "
+                      f"{PAGE_BUDGET_BYTES / 1e6:.0f} MB): embed fewer samples or runs",
+                      stacklevel=2)
+    return text
+
+
+def _plotlyjs() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _in_kernel() -> bool:
+    """True inside an IPython kernel (where a front end may host live widgets)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+@dataclass
+class Explorer:
+    """An explorer's payload with its two views: `to_html()` (static) and `widget()` (live).
+
+    As a cell's result it offers both (see the module docstring): the front end picks."""
+
+    payload: dict
+
+    @property
+    def kind(self) -> str:
+        """'galaxy-browser', 'experiment-explorer' or 'importance-explorer'."""
+        return self.payload["kind"]
+
+    def figure(self):
+        """The static view as a plotly Figure (every view, one visible, a control to switch)."""
+        return FIGURES[self.kind](self.payload)
+
+    def to_html(self, include_plotlyjs: bool | None = None) -> str:
+        """The static view as HTML (see explorer_html for include_plotlyjs)."""
+        return explorer_html(self.payload, include_plotlyjs)
+
+    def widget(self):
+        """The live ipywidgets view of the same payload (analysis_lib.widgets)."""
+        from analysis_lib import widgets
+
+        return widgets.from_payload(self.payload)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Static HTML always; the live widget view too inside a kernel (the front end picks:
+        JupyterLab the widget, the book the HTML, see _config.yml)."""
+        bundle = {"text/html": self.to_html()}
+        if _in_kernel():
+            bundle.update(self.widget()._repr_mimebundle_())
+        bundle["text/plain"] = f"<{self.kind}: {_describe(self.payload)}>"
+        return bundle
+
+
+def _describe(payload: dict) -> str:
+    if payload["kind"] == "galaxy-browser":
+        return f"{len(payload['samples'])} samples"
+    return ", ".join(r["label"] for r in payload["runs"])
+
+
+def galaxy_browser(dataset: GalaxyDataset, runs: Sequence[Run] = (), **kwargs) -> Explorer:
+    """Browse test samples: panels and every run's prediction (kwargs: galaxy_browser_payload)."""
+    return Explorer(galaxy_browser_payload(dataset, runs, **kwargs))
+
+
+def experiment_explorer(runs: Sequence[Run], **kwargs) -> Explorer:
+    """Predicted vs true and the numbers beside the paper's (kwargs: experiment_payload)."""
+    return Explorer(experiment_payload(runs, **kwargs))
+
+
+def importance_explorer(runs: Sequence[Run]) -> Explorer:
+    """Feature importances of the LightGBM runs (the runs without a table are skipped)."""
+    return Explorer(importance_payload(runs))
+
+
+def galaxy_browser_html(dataset: GalaxyDataset, runs: Sequence[Run] = (), *,
+                        include_plotlyjs: bool | None = None, **kwargs) -> str:
+    """The static galaxy browser as HTML (kwargs: galaxy_browser_payload)."""
+    return explorer_html(galaxy_browser_payload(dataset, runs, **kwargs), include_plotlyjs)
+
+
+def experiment_explorer_html(runs: Sequence[Run], *, include_plotlyjs: bool | None = None,
+                             **kwargs) -> str:
+    """The static experiment explorer as HTML (kwargs: experiment_payload)."""
+    return explorer_html(experiment_payload(runs, **kwargs), include_plotlyjs)
+
+
+def importance_explorer_html(runs: Sequence[Run], *, include_plotlyjs: bool | None = None
+                             ) -> str:
+    """The static importance explorer as HTML."""
+    return explorer_html(importance_payload(runs), include_plotlyjs)
 
 
 def write_page(path: str | Path, blocks: Sequence[str], title: str = "Explorers") -> Path:
-    """A standalone HTML page holding explorer blocks (for sharing, and for browser tests)."""
+    """A standalone HTML page holding explorer blocks, plotly.js inline in its head (make the
+    blocks with include_plotlyjs=False); for sharing, and for browser tests."""
     path = Path(path)
-    doc = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-           f"<title>{html.escape(title)}</title></head>\n<body>\n"
-           + "\n".join(blocks) + "\n</body></html>\n")
+    doc = template("page.html").substitute(title=html.escape(title), plotlyjs=_plotlyjs(),
+                                           body="\n".join(blocks))
     atomic_write_text(path, doc)
     return path

@@ -1,6 +1,13 @@
-"""Figures for the book: presentation only, every axis labelled with its units."""
+"""Figures for the book: presentation only, every axis labelled with its units.
+
+Importing this module applies the book's matplotlib style (analysis_lib/templates/book.mplstyle:
+font sizes that stay legible when a multi-panel figure is shrunk to the page width), so every
+notebook that draws gets it from its setup cell's `from analysis_lib import plots`.
+"""
 
 from __future__ import annotations
+
+from importlib import resources
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,8 +26,37 @@ LABELS = {
 }
 
 
+# The same labels as plain text (unicode, no TeX) for plotly figures and tables.
+TEXT_LABELS = {
+    "log_mstar": "log\u2081\u2080 M\u2605(<R\u00bd) [M\u2609]",
+    "log_mtot": "log\u2081\u2080 M_tot(<R\u00bd) [M\u2609]",
+    "log_mdm": "log\u2081\u2080 M_DM(<R\u00bd) [M\u2609]",
+    "log_mstar_proj": "log\u2081\u2080 M\u2605,proj(<R\u00bd) [M\u2609]",
+    "log_ml_r": "log\u2081\u2080 M\u2605/L_r [M\u2609/L\u2609]",
+    "log_fdm": "log\u2081\u2080 f_DM(<R\u00bd)",
+    "log_fstar": "log\u2081\u2080 f\u2605(<R\u00bd)",
+}
+BOOK_STYLE = "book.mplstyle"
+
+
 def label(name: str) -> str:
+    """The TeX axis label of a target (with units), or the name itself if unknown."""
     return LABELS.get(name, name)
+
+
+def text_label(name: str) -> str:
+    """The plain-text label of a target (with units) for plotly figures and tables."""
+    return TEXT_LABELS.get(name, name)
+
+
+def use_book_style() -> None:
+    """Apply the book's matplotlib style (package data): why one place, see the module doc."""
+    with resources.as_file(resources.files("analysis_lib").joinpath("templates", BOOK_STYLE)
+                           ) as path:
+        plt.style.use(str(path))
+
+
+use_book_style()
 
 
 def galaxy_panels(images: dict[str, np.ndarray], fov_rhalf: float = 3.0, title: str = "",
@@ -35,7 +71,10 @@ def galaxy_panels(images: dict[str, np.ndarray], fov_rhalf: float = 3.0, title: 
     r, g = images[f"image_r_{n}"], images[f"image_g_{n}"]
     mask = images.get("map_mask")
     ext = [-fov_rhalf, fov_rhalf, -fov_rhalf, fov_rhalf]
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), constrained_layout=True)
+    # 2 x 2 rather than the paper's 1 x 4: at the book's page width four panels in a row leave
+    # the colour-bar labels unreadable.
+    fig, axes = plt.subplots(2, 2, figsize=(9, 7.4), constrained_layout=True)
+    axes = axes.ravel()
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = np.log10(np.where(r > 0, r, np.nan))
         gr = -2.5 * np.log10(np.where((r > 0) & (g > 0), g / r, np.nan))
@@ -57,7 +96,8 @@ def galaxy_panels(images: dict[str, np.ndarray], fov_rhalf: float = 3.0, title: 
     for ax, (arr, cmap, clabel, name) in zip(axes, panels, strict=True):
         kw = {"vmin": -vmax, "vmax": vmax} if name == "mean velocity" else {}
         im = ax.imshow(arr, origin="lower", extent=ext, cmap=cmap, **kw)
-        fig.colorbar(im, ax=ax, label=clabel, shrink=0.85)
+        bar = fig.colorbar(im, ax=ax, label=clabel, shrink=0.85)
+        bar.ax.yaxis.get_major_formatter().set_useOffset(False)  # plain values on the bar
         ax.set_xlabel(r"$x / R_{1/2}$")
         ax.set_ylabel(r"$y / R_{1/2}$")
         ax.set_title(name)
@@ -87,9 +127,9 @@ def pred_vs_true(pred: np.ndarray, true: np.ndarray, name: str, ax=None, groups=
     ax.set_xlabel("true " + label(name))
     ax.set_ylabel("predicted " + label(name))
     if groups is not None:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="lower right", fontsize="small")
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax
 
 
@@ -106,7 +146,7 @@ def loss_curves(history: pd.DataFrame, best_epoch: int | None = None, ax=None, t
     ax.set_yscale("log")
     ax.legend()
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title)
     return ax
 
 
@@ -122,7 +162,7 @@ def target_distributions(table: pd.DataFrame,
                 ax.hist(vals, bins=25, histtype="step", color=c, label=lab, lw=1.5)
         ax.set_xlabel(label(name))
         ax.set_ylabel("samples")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
+    np.atleast_1d(axes)[0].legend(fontsize="small")
     return fig
 
 
@@ -133,7 +173,8 @@ def correlation_heatmap(corr: pd.DataFrame, title: str = "Pearson correlation"):
     n = len(corr)
     fig, ax = plt.subplots(figsize=(0.55 * n + 2, 0.5 * n + 1.5), constrained_layout=True)
     sns.heatmap(corr, vmin=-1, vmax=1, cmap="RdBu_r", annot=n <= 20, fmt=".2f",
-                annot_kws={"fontsize": 7}, square=True, cbar_kws={"label": "Pearson R"}, ax=ax)
+                annot_kws={"fontsize": "x-small"}, square=True,
+                cbar_kws={"label": "Pearson R"}, ax=ax)
     ax.set_title(title)
     return fig
 
@@ -151,7 +192,7 @@ def run_overview(run, max_targets: int = 3):
                      groups=p["galaxy_type"] if "galaxy_type" in p else None)
     if has_hist:
         loss_curves(run.history, run.metrics.get("best_epoch"), ax=axes[-1])
-    fig.suptitle(f"{run.kind} run '{run.name}' ({run.profile} profile)", fontsize=11)
+    fig.suptitle(f"{run.kind} run '{run.name}' ({run.profile} profile)")
     return fig
 
 
@@ -169,7 +210,7 @@ def gbdt_overview(run):
     imp[cols].sort_values(cols[0]).plot.barh(ax=axes[1])
     axes[1].set_xlabel("normalised importance")
     axes[1].set_ylabel("feature")
-    axes[1].legend(["gain", "permutation", "SHAP mean |value|"][: len(cols)], fontsize=8)
+    axes[1].legend(["gain", "permutation", "SHAP mean |value|"][: len(cols)], fontsize="small")
     h = run.history
     if h is not None:
         for col, lab in (("train_l2", "train MSE"), ("test_l2", "test MSE"),
@@ -179,8 +220,8 @@ def gbdt_overview(run):
         axes[2].set_xlabel("boosting round")
         axes[2].set_ylabel("loss [dex² (MSE) or dex (MAE)]")
         axes[2].set_yscale("log")
-        axes[2].legend(fontsize=8)
-    fig.suptitle(f"LightGBM '{run.name}' ({run.profile} profile)", fontsize=11)
+        axes[2].legend(fontsize="small")
+    fig.suptitle(f"LightGBM '{run.name}' ({run.profile} profile)")
     return fig
 
 
@@ -204,7 +245,7 @@ def method_comparison(comparison, groups=("all", "early", "late")):
         ax.set_ylabel(r"1$\sigma$ scatter of $\log_{10}$(pred/true) [dex]")
     handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
     if handles:  # one legend for all panels, below them rather than over the bars
-        fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=4)
+        fig.legend(handles, labels, fontsize="small", loc="outside lower center", ncol=4)
     return fig
 
 
@@ -225,7 +266,58 @@ def baseline_figure(baseline, target: str = "log_mstar"):
                 label=f"fit: slope {fit['slope']:.2f} (training set)")
     ax.set_xlabel(r"$\log_{10} L_r$ (dust-attenuated, projected $<R_{1/2}$) [L$_\odot$]")
     ax.set_ylabel(label(target))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize="small")
     pred_vs_true(p[f"pred_{target}"], p[f"true_{target}"], target, ax=axes[1],
                  groups=p.galaxy_type, title="power-law prediction, test set")
+    return fig
+
+
+METHOD_COLOURS = {"CNN": "tab:blue", "LightGBM": "tab:green", "power law": "tab:orange",
+                  "JAM": "tab:purple"}
+
+
+def method_summary(table: pd.DataFrame, max_label: int = 58):
+    """Every method's bias and scatter beside the paper's (the discussion's summary figure).
+
+    `table` has discussion.headline_table's columns, one row per claim; this study's numbers are
+    filled circles coloured by method, the paper's (IllustrisTNG100) open black diamonds on the
+    same row, so the horizontal gap between them is the disagreement in dex.
+    """
+    t = table.reset_index(drop=True)
+    if t.empty:
+        raise ValueError("method_summary: the headline table is empty (no stored runs)")
+    labels = [f"{m}: {q}" if len(f"{m}: {q}") <= max_label else f"{m}: {q}"[:max_label - 1]
+              + "\u2026" for m, q in zip(t["method"], t["question"], strict=True)]
+    y = np.arange(len(t))[::-1]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 1.8 + 0.42 * len(t)), sharey=True,
+                             constrained_layout=True, gridspec_kw={"width_ratios": [1, 1]})
+    columns = (("bias [dex]", "paper bias [dex] (TNG100)",
+                "bias [dex]\n" r"(mean of $\log_{10}$ pred/true)"),
+               ("sigma [dex]", "paper sigma [dex] (TNG100)",
+                "scatter [dex]\n" r"(1$\sigma$ of $\log_{10}$ pred/true)"))
+    for ax, (ours, paper, xlabel) in zip(axes, columns, strict=True):
+        for method, colour in METHOD_COLOURS.items():
+            sel = (t["method"] == method).to_numpy()
+            if sel.any():
+                ax.scatter(t.loc[sel, ours], y[sel], color=colour, s=60, zorder=4,
+                           label=f"{method} (this study)")
+        other = ~t["method"].isin(list(METHOD_COLOURS)).to_numpy()
+        if other.any():
+            ax.scatter(t.loc[other, ours], y[other], color="grey", s=60, zorder=4,
+                       label="other (this study)")
+        has = t[paper].notna().to_numpy()
+        ax.scatter(t.loc[has, paper], y[has], marker="D", facecolors="none",
+                   edgecolors="black", s=110, lw=1.5, zorder=3, label="paper (TNG100)")
+        for yi, a, b in zip(y[has], t.loc[has, ours], t.loc[has, paper], strict=True):
+            ax.plot([a, b], [yi, yi], color="0.6", lw=1, zorder=2)
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].axvline(0, color="k", lw=0.8)
+    axes[1].set_xlim(left=0)
+    axes[0].set_yticks(y, labels)
+    axes[0].set_ylim(-0.7, len(t) - 0.3)
+    handles, names = axes[1].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 3))
+    data = "; ".join(sorted(set(t.get("data (this study)", pd.Series(["?"])))))
+    fig.suptitle(f"This study ({data}) beside the paper", fontsize="medium")
     return fig

@@ -1,124 +1,123 @@
-"""Live ipywidgets explorers for JupyterLab: the same three views as analysis_lib.interactive.
+"""Live ipywidgets explorers for JupyterLab, built from the same payloads as the static ones.
 
-Why two versions: these render on demand from the full data (every test sample, any resolution
-kept in the dataset) but need a running kernel; a saved ipywidgets output in the static book
-would need the widget JavaScript from a CDN, so notebooks built into the book should display the
-self-contained analysis_lib.interactive explorers and offer these for live sessions.
+Why: in the static book the explorers are plotly figures whose dropdown or slider switches
+between pre-computed views (analysis_lib.interactive). In a running kernel the same payload can
+drive real controls: dependent dropdowns (run, then that run's targets), a method toggle, a
+sample slider with previous/next buttons. Figures are plotly figures shown in an
+ipywidgets.Output as plotly's own mime type (JupyterLab renders it with the jupyterlab-plotly
+extension shipped with plotly); tables and captions are ipywidgets.HTML.
 
-Each explorer is an ipywidgets.VBox subclass whose controls and outputs are attributes (so code
-and tests can drive them): images are ipywidgets.Image (PNG bytes), tables ipywidgets.HTML.
-Constructing them needs no kernel.
+Each explorer is an ipywidgets.VBox subclass whose controls and outputs are attributes, with
+the plotly figure currently shown as `.figure`, so code and tests can drive them. Constructing
+them needs no kernel. CSS classes (h7-...) let browser tests find the parts.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Sequence
-from functools import lru_cache
 
 import ipywidgets as w
-import pandas as pd
 
 from analysis_lib import interactive as ie
 from analysis_lib.dataset import GalaxyDataset
 from analysis_lib.results import Run
 
 
-def _fmt(v: float | None, digits: int, sign: bool = False) -> str:
-    if v is None or pd.isna(v):
-        return "\u2014"
-    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
-
-
-def _table_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th style='padding:2px 10px'>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 10px'>{html.escape(str(c))}</td>"
-                                    for c in r) + "</tr>" for r in rows)
+def table_html(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain HTML table (escaped cells); JupyterLab's own stylesheet styles it."""
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+class PlotlyOutput(w.Output):
+    """An Output that holds one plotly figure as plotly's mime bundle (no display hook needed,
+    so it works with or without a kernel)."""
+
+    figure = None
+
+    def show_figure(self, fig) -> None:
+        import plotly.io as pio
+
+        self.figure = fig
+        bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+        title = fig.layout.title.text or "plotly figure"
+        bundle["text/plain"] = f"<plotly figure: {title}>"
+        self.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+
+
 class GalaxyBrowserWidget(w.VBox):
-    """Browse test samples one by one: the four panels and every run's truth vs prediction.
+    """Browse the payload's test samples one by one: the four panels and every run's truth vs
+    prediction (the payload of interactive.galaxy_browser_payload)."""
 
-    Samples are the runs' shared test samples (all of them unless n_samples is given); each is
-    rendered when shown (and cached), at up to image_px per side.
-    """
-
-    def __init__(self, dataset: GalaxyDataset, runs: Sequence[Run] = (), *,
-                 n_samples: int | None = None, image_px: int = 128,
-                 targets: Sequence[str] | None = None, dpi: int = 80) -> None:
-        self.dataset, self.runs, self.targets = dataset, list(runs), targets
-        self.samples = ie.browser_samples(dataset.table, self.runs, n_samples,
-                                          where=str(dataset.path))
-        self.image_px, self.dpi = image_px, dpi
-        self.fov = ie.dataset_fov_rhalf(dataset)
+    def __init__(self, payload: dict) -> None:
+        self.payload = payload
+        self.samples = payload["samples"]
         n = len(self.samples)
         self.slider = w.IntSlider(value=0, min=0, max=n - 1, description="sample",
                                   continuous_update=False, layout=w.Layout(width="50%"))
         self.prev = w.Button(description="previous", icon="arrow-left")
         self.next = w.Button(description="next", icon="arrow-right")
         self.caption = w.HTML()
+        self.caption.add_class("h7-caption")
         self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.table = w.HTML()
+        self.table.add_class("h7-table")
+        self.note = w.HTML(f"<small>{html.escape(payload.get('note', ''))}</small>")
         self.prev.on_click(lambda _: self._step(-1))
         self.next.on_click(lambda _: self._step(+1))
         self.slider.observe(lambda change: self.show(change["new"]), names="value")
-        self._png = lru_cache(maxsize=256)(self._render)
         super().__init__([w.HBox([self.prev, self.slider, self.next]), self.caption, self.image,
-                          self.table])
+                          self.table, self.note])
+        self.add_class("h7-galaxy-browser")
         self.show(0)
 
     def _step(self, delta: int) -> None:
         self.slider.value = min(max(self.slider.value + delta, 0), self.slider.max)
 
-    def _render(self, i: int) -> bytes:
-        s = self.samples.iloc[i]
-        imgs = ie.sample_images(self.dataset, [int(s["row"])], self.image_px)[0]
-        return ie.render_sample_png(imgs, ie.sample_title(s), self.fov, dpi=self.dpi,
-                                    solar_g_r=self.dataset.solar_g_r)
-
     def show(self, i: int) -> None:
-        """Display sample i (index into self.samples)."""
-        s = self.samples.iloc[int(i)]
-        self.caption.value = f"<b>{html.escape(ie.sample_title(s))}</b>"
-        self.image.value = self._png(int(i))
-        rows = ie.sample_predictions(self.runs, int(s["galaxy_id"]), int(s["projection"]),
-                                     self.targets)
-        self.table.value = _table_html(
+        """Display sample i (index into the payload's samples)."""
+        s = self.samples[int(i)]
+        self.caption.value = f"<b>{html.escape(s['title'])}</b>"
+        self.image.value = base64.b64decode(s["png"])
+        self.table.value = table_html(
             ["model", "target", "true", "predicted", "pred \u2212 true [dex]"],
-            [[r["model"], r["target"], _fmt(r["true"], 3), _fmt(r["pred"], 3),
-              _fmt(r["diff"], 3, True)] for r in rows])
+            [[r[0], r[1], ie.fmt(r[2], 3), ie.fmt(r[3], 3), ie.fmt(r[4], 3, True)]
+             for r in s["rows"]])
         self.prev.disabled = i == 0
         self.next.disabled = i == self.slider.max
 
 
 class ExperimentExplorerWidget(w.VBox):
-    """Pick a run and a target: predicted-vs-true scatter and bias/scatter beside the paper's."""
+    """Pick a run, then one of its targets: predicted vs true with the paper's band, and the
+    bias/scatter beside the paper's (the payload of interactive.experiment_payload)."""
 
-    def __init__(self, runs: Sequence[Run], *, targets: Sequence[str] | None = None,
-                 dpi: int = 80) -> None:
-        self.runs = [r for r in runs if any(
-            targets is None or t in targets for t in ie.prediction_pairs(r.predictions))]
-        if not self.runs:
-            raise ValueError("experiment explorer: none of the runs has true/pred columns")
-        self.only, self.dpi, self._quiet = targets, dpi, False
-        self.run = w.Dropdown(options=[(ie.run_label(r), i) for i, r in enumerate(self.runs)],
+    def __init__(self, payload: dict) -> None:
+        self.payload = payload
+        self.runs = payload["runs"]
+        self._quiet = False
+        self.run = w.Dropdown(options=[(r["label"], i) for i, r in enumerate(self.runs)],
                               description="experiment")
         self.target = w.Dropdown(description="target")
-        self.image = w.Image(format="png")
-        self.table = w.HTML()
-        self._png = lru_cache(maxsize=128)(
-            lambda i, t: ie.scatter_png(self.runs[i], t, dpi=self.dpi))
+        self.stats = w.HTML()
+        self.stats.add_class("h7-stats")
+        self.plot = PlotlyOutput()
         self.run.observe(lambda _: self._targets(), names="value")
         self.target.observe(lambda _: self.show(), names="value")
-        super().__init__([w.HBox([self.run, self.target]),
-                          w.HBox([self.image, self.table])])
+        super().__init__([w.HBox([self.run, self.target]), self.stats, self.plot,
+                          w.HTML(f"<small>{html.escape(payload.get('note', ''))}</small>")])
+        self.add_class("h7-experiment-explorer")
         self._targets()
 
+    @property
+    def figure(self):
+        return self.plot.figure
+
     def _targets(self) -> None:
-        run = self.runs[self.run.value]
-        names = [t for t in ie.prediction_pairs(run.predictions)
-                 if self.only is None or t in self.only]
+        names = [t["target"] for t in self.runs[self.run.value]["targets"]]
         keep = self.target.value if self.target.value in names else names[0]
         self._quiet = True  # changing the options resets the value; draw once, at the end
         self.target.options = names
@@ -128,77 +127,74 @@ class ExperimentExplorerWidget(w.VBox):
 
     def show(self) -> None:
         """Redraw for the selected run and target."""
-        run, target = self.runs[self.run.value], self.target.value
-        if target is None or self._quiet:
+        if self._quiet or self.target.value is None:
             return
-        self.image.value = self._png(self.run.value, target)
-        stats, paper = ie.target_stats(run, target), ie.paper_reference(run, target)
-        rows = [[f"this study, {g}", s["n"], _fmt(s["bias"], 3, True), _fmt(s["sigma"], 3)]
-                for g, s in stats.items()]
-        rows.append(["paper (TNG100), all", "\u2014",
-                     _fmt(paper and paper["bias"], 2, True), _fmt(paper and paper["sigma"], 2)])
+        i = self.run.value
+        run = self.runs[i]
+        j = [t["target"] for t in run["targets"]].index(self.target.value)
+        entry = run["targets"][j]
+        paper = entry.get("paper")
         where = f"paper: {paper['where']}" if paper else "no paper number for this experiment"
-        self.table.value = (_table_html(["", "N test", "bias [dex]", "\u03c3 [dex]"], rows)
-                            + f"<p>data: {html.escape(ie.data_source(run))}; "
-                            f"{html.escape(where)}</p>")
+        self.stats.value = (f"<b>{html.escape(run['label'])}: {html.escape(entry['target'])}"
+                            f"</b> (data: {html.escape(run['source'])}; {html.escape(where)})"
+                            + table_html(ie.STATS_HEADER, ie.stats_rows(entry)))
+        self.plot.show_figure(ie.experiment_figure(self.payload, only=(i, j)))
 
 
 class ImportanceWidget(w.VBox):
-    """Feature importance of LightGBM runs: pick a run (one target each) and a method."""
+    """Feature importance of LightGBM runs: pick a run (one target each) and a method (the
+    payload of interactive.importance_payload)."""
 
-    def __init__(self, runs: Sequence[Run]) -> None:
-        self.entries = [(r, t) for r in runs if (t := ie.load_importances(r)) is not None]
-        if not self.entries:
-            raise ValueError(f"importance explorer: no run has extra/{ie.IMPORTANCE_FILE}")
-        self.run = w.Dropdown(options=[(f"{ie.run_label(r)} ({ie.run_target(r)})", i)
-                                       for i, (r, _) in enumerate(self.entries)],
+    def __init__(self, payload: dict) -> None:
+        self.payload = payload
+        self.run = w.Dropdown(options=[(f"{r['label']} ({r['target']})", i)
+                                       for i, r in enumerate(payload["runs"])],
                               description="run")
-        self.method = w.ToggleButtons(options=[(m, m) for m in ie.IMPORTANCE_METHODS],
-                                      value="gain", description="method")
-        self.bars = w.HTML()
+        self.method = w.ToggleButtons(options=list(payload["methods"]),
+                                      value=payload["methods"][0], description="method")
+        self.summary = w.HTML()
+        self.summary.add_class("h7-summary")
+        self.plot = PlotlyOutput()
         self.run.observe(lambda _: self.show(), names="value")
         self.method.observe(lambda _: self.show(), names="value")
-        super().__init__([w.HBox([self.run, self.method]), self.bars])
+        super().__init__([w.HBox([self.run, self.method]), self.plot, self.summary,
+                          w.HTML(f"<small>{html.escape(payload.get('note', ''))}</small>")])
+        self.add_class("h7-importance-explorer")
         self.show()
+
+    @property
+    def figure(self):
+        return self.plot.figure
 
     def show(self) -> None:
         """Redraw the bars for the selected run and method."""
-        run, table = self.entries[self.run.value]
-        self.bars.value = importance_bars_html(table, self.method.value,
-                                               ie.importance_summary(run))
+        run = self.payload["runs"][self.run.value]
+        self.summary.value = html.escape(run["summary"])
+        self.plot.show_figure(ie.importance_figure(self.payload,
+                                                   only=(self.run.value, self.method.value)))
 
 
-def importance_bars_html(table: pd.DataFrame, method: str, summary: str = "") -> str:
-    """Horizontal bars (HTML, no figure) of one importance method, largest first."""
-    col = "permutation_frac" if method == "permutation" else method
-    order = table.sort_values(col, ascending=False)
-    top = max(float(order[col].clip(lower=0).max()), 1e-300)
-    rows = []
-    for _, r in order.iterrows():
-        width = 100 * max(float(r[col]), 0.0) / top
-        extra = (f" ({_fmt(r['permutation'], 4)} \u00b1 {_fmt(r.get('permutation_std'), 4)}"
-                 " dex\u00b2)" if method == "permutation" else "")
-        rows.append(
-            "<div style='display:flex;align-items:center;gap:6px;margin:2px 0'>"
-            f"<span style='width:9em;text-align:right;font-family:monospace'>"
-            f"{html.escape(str(r['feature']))}</span>"
-            "<span style='flex:1;background:#f1f1f1;height:14px'>"
-            f"<span style='display:block;background:#4c72b0;height:14px;width:{width:.1f}%'>"
-            "</span></span>"
-            f"<span style='width:14em;font-family:monospace;font-size:12px'>"
-            f"{_fmt(r[col], 3)}{extra}</span></div>")
-    return (f"<div><b>{html.escape(ie.METHOD_LABELS[method])}</b> (fraction of the total)"
-            + "".join(rows) + f"<p>{html.escape(summary)}</p></div>")
+WIDGETS = {"galaxy-browser": GalaxyBrowserWidget,
+           "experiment-explorer": ExperimentExplorerWidget,
+           "importance-explorer": ImportanceWidget}
+
+
+def from_payload(payload: dict) -> w.VBox:
+    """The live explorer for an interactive.* payload (its 'kind' picks the class)."""
+    return WIDGETS[payload["kind"]](payload)
 
 
 def galaxy_browser_widget(dataset: GalaxyDataset, runs: Sequence[Run] = (), **kwargs
                           ) -> GalaxyBrowserWidget:
-    return GalaxyBrowserWidget(dataset, runs, **kwargs)
+    """Live galaxy browser (kwargs: interactive.galaxy_browser_payload)."""
+    return GalaxyBrowserWidget(ie.galaxy_browser_payload(dataset, runs, **kwargs))
 
 
 def experiment_explorer_widget(runs: Sequence[Run], **kwargs) -> ExperimentExplorerWidget:
-    return ExperimentExplorerWidget(runs, **kwargs)
+    """Live experiment explorer (kwargs: interactive.experiment_payload)."""
+    return ExperimentExplorerWidget(ie.experiment_payload(runs, **kwargs))
 
 
 def importance_widget(runs: Sequence[Run]) -> ImportanceWidget:
-    return ImportanceWidget(runs)
+    """Live importance explorer of the runs that have an importance table."""
+    return ImportanceWidget(ie.importance_payload(runs))

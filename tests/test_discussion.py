@@ -3,6 +3,8 @@ sentences that differ, missing runs are skipped, and every number names its data
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -152,4 +154,83 @@ def test_limitations_follow_the_runs(tmp_path):
     assert "60 px instead of the paper's 300 px" in text
     assert "240 samples of 80 galaxies" in text
     assert "JAM" not in text
-    assert "**Findings**" in disc.markdown(PROFILE, ResultsStore(tmp_path))
+    assert "**Findings**" in disc.evidence_markdown(PROFILE, ResultsStore(tmp_path))
+    assert "**Limitations.** " in disc.markdown(PROFILE, ResultsStore(tmp_path))
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+def _sentences(text: str) -> list[str]:
+    lines = [line.removeprefix("- ") for line in text.splitlines()]
+    return [s for line in lines for s in re.split(r"(?<=[.!?])\s+(?=[A-Z*])", line)
+            if s.strip()]
+
+
+def _template(sentence: str) -> str:
+    """A sentence with its numbers and target names blanked: equal templates = repetition."""
+    s = re.sub(r"[-+]?\d[\d.]*", "#", sentence)
+    for lead in (x for leads in disc._CONNECT.values() for x in leads):
+        s = s.removeprefix(lead)
+    s = s[:1].lower() + s[1:]
+    for name in ("M*/L_r", "M_tot", "M_DM", "f_DM", "M*"):
+        s = s.replace(name, "T")
+    return s
+
+
+def test_synthesis_is_one_paragraph_per_theme_written_from_the_numbers(tmp_path):
+    better = dict(disc.synthesis(PROFILE, make_store(tmp_path / "a", sigma_r=0.15,
+                                                     sigma_rmaps=0.05, sigma_leaky=0.05)))
+    worse = dict(disc.synthesis(PROFILE, make_store(tmp_path / "b", sigma_r=0.05,
+                                                    sigma_rmaps=0.15, sigma_leaky=0.10)))
+    titles = [title for _, title in disc.THEMES]
+    assert list(better) == titles  # every theme has runs in this store
+    maps = "What the kinematic maps add"
+    assert "improves the CNN's M*" in better[maps] and "does not improve" in worse[maps]
+    assert "0.04 dex (r image + maps) vs 0.06 dex (r image) for M*" in better[maps]
+    leak = "How much the paper's split flatters"
+    assert "flatters LightGBM's M* scatter" in better[leak]
+    assert "the same holds for M_tot" in better[leak]  # one sentence for both targets
+    assert "flatters LightGBM" not in worse[leak] and "up to" not in worse[leak]
+    assert "sigma_e by gain" in better["What drives LightGBM"]
+    assert "not from IllustrisTNG100" in better["Mock universe or TNG100"]
+    for paragraphs in (better, worse):
+        for text in paragraphs.values():
+            assert text.count(f"On the {LABEL}") <= 1  # the data named once per paragraph
+            assert "dex" in text
+
+
+def test_discussion_repeats_no_sentence_template(tmp_path):
+    text = disc.markdown(PROFILE, make_store(tmp_path))
+    body = text.split("**Limitations.**")[0]
+    sentences = _sentences(body)
+    templates = [_template(s) for s in sentences]
+    assert len(sentences) > 10
+    assert len(set(templates)) == len(templates), [
+        s for s in templates if templates.count(s) > 1]
+    assert text.count("95% bootstrap interval") == 1  # the method, stated once
+    assert text.count("**") >= 2 * len(disc.THEMES)
+
+
+def test_summary_figure_shows_every_method_beside_the_paper(tmp_path):
+    import matplotlib.pyplot as plt
+
+    store = make_store(tmp_path)
+    table = disc.headline_table(PROFILE, store)
+    rows = table[table.group == "all"]
+    fig = disc.summary_figure(PROFILE, store)
+    bias_ax, sigma_ax = fig.axes[:2]
+    assert "dex" in bias_ax.get_xlabel() and "dex" in sigma_ax.get_xlabel()
+    ticks = [t.get_text() for t in bias_ax.get_yticklabels()]
+    assert len(ticks) == len(rows)
+    assert {t.split(":")[0] for t in ticks} == set(rows.method)
+    paper = [c for c in sigma_ax.collections if c.get_label() == "paper (TNG100)"][0]
+    assert len(paper.get_offsets()) == rows["paper sigma [dex] (TNG100)"].notna().sum()
+    ours = np.concatenate([c.get_offsets()[:, 0] for c in sigma_ax.collections
+                           if "this study" in str(c.get_label())])
+    assert sorted(ours) == pytest.approx(sorted(rows["sigma [dex]"]))
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "paper (TNG100)" in labels and "JAM (this study)" in labels
+    plt.close(fig)
+    with pytest.raises(ValueError, match="empty"):
+        disc.summary_figure(PROFILE, ResultsStore(tmp_path / "empty"))

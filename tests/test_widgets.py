@@ -85,22 +85,20 @@ def small_setup(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser_html(small_setup):
+def browser_payload(small_setup):
     ds, runs = small_setup
-    return ie.galaxy_browser_html(ds, runs, n_samples=3, progress=False)
-
-
-def _payload(block: str) -> dict:
-    m = re.search(r'<script type="application/json" class="ie-data" id="([^"]+)-data">'
-                  r"(.*?)</script>", block, re.S)
-    assert m, "no embedded JSON data block"
-    return json.loads(m.group(2))
+    return ie.galaxy_browser_payload(ds, runs, n_samples=3, progress=False)
 
 
 def _png_size(b64text: str) -> tuple[int, int]:
     from PIL import Image
 
     return Image.open(io.BytesIO(base64.b64decode(b64text))).size
+
+
+def _renamed(run, name: str):
+    """A copy of a stored run under another name (labels come from kind/name)."""
+    return type(run)(**{**run.__dict__, "name": name})
 
 
 # --------------------------------------------------------------------------- data helpers
@@ -180,30 +178,28 @@ def test_sample_images_are_rebinned_to_the_requested_size(small_setup):
     assert imgs["vel_map"].shape == (8, 8) and imgs["map_mask"].shape == (8, 8)
 
 
-# --------------------------------------------------------------------------- HTML blocks
+# --------------------------------------------------------------------------- payloads
 
 
-def test_galaxy_browser_html_is_self_contained(browser_html, small_setup):
+def test_galaxy_browser_payload_matches_the_runs(browser_payload, small_setup):
     _, (cnn, gbdt) = small_setup
-    assert "<script src" not in browser_html and "http" not in browser_html
-    assert "require(" not in browser_html and "@import" not in browser_html
-    data = _payload(browser_html)
-    assert len(data["samples"]) == 3
-    for s in data["samples"]:
+    assert browser_payload["kind"] == "galaxy-browser"
+    assert len(browser_payload["samples"]) == 3
+    for s in browser_payload["samples"]:
         w, h = _png_size(s["png"])
         assert w > 100 and h > 50
-    first = data["samples"][0]
+    first = browser_payload["samples"][0]
     p = cnn.predictions
     hit = p[(p.galaxy_id == first["galaxy_id"]) & (p.projection == first["projection"])]
     row = next(r for r in first["rows"] if r[:2] == ["cnn/s41_rv_mstar", "log_mstar"])
     assert row[2] == pytest.approx(float(hit.true_log_mstar.iloc[0]), abs=1e-4)
     assert row[3] == pytest.approx(float(hit.pred_log_mstar.iloc[0]), abs=1e-4)
-    models = {r[0] for r in first["rows"]}
-    assert models == {"cnn/s41_rv_mstar", "gbdt/mstar_default"}
+    assert {r[0] for r in first["rows"]} == {"cnn/s41_rv_mstar", "gbdt/mstar_default"}
+    assert "3 test samples" in browser_payload["note"]
 
 
-def test_galaxy_browser_payload_fits_the_page_budget(browser_html):
-    per_sample = len(browser_html.encode()) / 3
+def test_galaxy_browser_payload_fits_the_page_budget(browser_payload):
+    per_sample = len(json.dumps(browser_payload["samples"])) / 3
     assert per_sample * ie.DEFAULT_MAX_SAMPLES < ie.PAGE_BUDGET_BYTES
 
 
@@ -215,9 +211,10 @@ def test_fit_budget_keeps_an_evenly_spaced_subset():
     assert len(ie.fit_budget(sizes, 1)) == 1
 
 
-def test_galaxy_browser_drops_samples_over_the_byte_budget(small_setup, browser_html):
-    ds, runs = small_setup
-    full = _payload(browser_html)["samples"]  # the same 3 samples at the same settings
+def test_galaxy_browser_drops_samples_over_the_byte_budget(small_setup, monkeypatch):
+    ds, runs = small_setup  # PNGs stand-ins of different sizes: the budget logic, not matplotlib
+    monkeypatch.setattr(ie, "render_sample_png", lambda _, title, *a, **k: title.encode() * 300)
+    full = ie.galaxy_browser_payload(ds, runs, n_samples=3, progress=False)["samples"]
     sizes = [len(json.dumps(s)) for s in full]
     budget = ie.PAGE_OVERHEAD_BYTES + len(full[0]["png"]) + sizes[0] + sizes[2] + 1
     with pytest.warns(UserWarning, match="keeping 2 evenly spaced"):
@@ -226,32 +223,26 @@ def test_galaxy_browser_drops_samples_over_the_byte_budget(small_setup, browser_
     assert [s["title"] for s in data["samples"]] == [full[0]["title"], full[2]["title"]]
 
 
-def test_explorer_ids_are_unique_per_output(small_setup):
-    _, runs = small_setup
-    a, b = ie.importance_explorer_html(runs), ie.importance_explorer_html(runs)
-    ids = [re.search(r'<div id="([^"]+)"', x).group(1) for x in (a, b)]
-    assert ids[0] != ids[1]
-    assert f'id="{ids[0]}-data"' in a and f'var UID = "{ids[0]}"' in a
-
-
-def test_experiment_explorer_payload(small_setup):
+def test_experiment_payload(small_setup):
     _, (cnn, gbdt) = small_setup
-    data = _payload(ie.experiment_explorer_html([cnn, gbdt], progress=False))
-    labels = [r["label"] for r in data["runs"]]
-    assert labels == ["cnn/s41_rv_mstar", "gbdt/mstar_default"]
+    data = ie.experiment_payload([cnn, gbdt], progress=False)
+    assert [r["label"] for r in data["runs"]] == ["cnn/s41_rv_mstar", "gbdt/mstar_default"]
     assert [t["target"] for t in data["runs"][0]["targets"]] == ["log_mstar", "log_mtot"]
     entry = data["runs"][1]["targets"][0]
     assert entry["stats"]["all"]["sigma"] == pytest.approx(
         ie.target_stats(gbdt, "log_mstar")["all"]["sigma"], abs=1e-4)
+    assert entry["true"] == pytest.approx(gbdt.predictions.true_log_mstar.round(4).tolist())
     assert entry["paper"] is not None
     assert "synthetic" in data["runs"][0]["source"]
-    only = _payload(ie.experiment_explorer_html([cnn], targets=["log_mtot"], progress=False))
+    only = ie.experiment_payload([cnn], targets=["log_mtot"], progress=False)
     assert [t["target"] for t in only["runs"][0]["targets"]] == ["log_mtot"]
+    with pytest.raises(ValueError, match="log_mdm"):
+        ie.experiment_payload([cnn], targets=["log_mdm"], progress=False)
 
 
-def test_importance_explorer_uses_the_gbdt_table_and_skips_runs_without(small_setup):
+def test_importance_payload_uses_the_gbdt_table_and_skips_runs_without(small_setup):
     _, (cnn, gbdt) = small_setup
-    data = _payload(ie.importance_explorer_html([cnn, gbdt]))
+    data = ie.importance_payload([cnn, gbdt])
     assert [r["label"] for r in data["runs"]] == ["gbdt/mstar_default"]
     run = data["runs"][0]
     assert run["target"] == "log_mstar"
@@ -261,7 +252,7 @@ def test_importance_explorer_uses_the_gbdt_table_and_skips_runs_without(small_se
         table.set_index("feature").loc["g_r", "permutation_frac"]), abs=1e-4)
     assert sum(run["shap"]) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(ValueError, match="importance.csv"):
-        ie.importance_explorer_html([cnn])
+        ie.importance_payload([cnn])
 
 
 def test_broken_importance_table_names_the_file(small_setup, tmp_path):
@@ -273,28 +264,154 @@ def test_broken_importance_table_names_the_file(small_setup, tmp_path):
         ie.load_importances(bad)
 
 
-def test_script_cannot_be_closed_by_embedded_text():
-    text = ie._json_for_script({"label": "</script><script>alert(1)</script>"})
-    assert "</" not in text
-    assert json.loads(text)["label"] == "</script><script>alert(1)</script>"
+# --------------------------------------------------------------------------- static figures
+
+
+def _visible(fig, mask=None) -> list:
+    return [t for t, v in zip(fig.data, mask or [t.visible for t in fig.data], strict=True)
+            if v]
+
+
+def test_experiment_figure_dropdown_switches_the_drawn_data(small_setup):
+    _, (cnn, gbdt) = small_setup
+    payload = ie.experiment_payload([cnn, gbdt], progress=False)
+    fig = ie.experiment_figure(payload)
+    buttons = fig.layout.updatemenus[0].buttons
+    assert [b.label for b in buttons] == ["cnn/s41_rv_mstar \u00b7 log_mstar",
+                                          "cnn/s41_rv_mstar \u00b7 log_mtot",
+                                          "gbdt/mstar_default \u00b7 log_mstar"]
+    first = _visible(fig)
+    assert "cnn/s41_rv_mstar: log_mstar" in fig.layout.title.text
+    shown = _visible(fig, buttons[2].args[0]["visible"])  # what the last entry shows
+    assert not set(map(id, shown)) & set(map(id, first))
+    points = [t for t in shown if t.type == "scatter" and t.mode == "markers"]
+    drawn = np.sort(np.concatenate([t.x for t in points]))
+    assert drawn == pytest.approx(np.sort(gbdt.predictions.true_log_mstar.to_numpy()),
+                                  abs=1e-4)
+    table = next(t for t in shown if t.type == "table")
+    sigma = ie.target_stats(gbdt, "log_mstar")["all"]["sigma"]
+    assert f"{sigma:.3f}" in table.cells.values[3]
+    assert "gbdt/mstar_default" in buttons[2].args[1]["title.text"]
+    assert "M_tot" in buttons[1].args[1]["xaxis.title.text"]
+
+
+def test_importance_figure_orders_bars_per_method(small_setup):
+    _, runs = small_setup
+    payload = ie.importance_payload(runs)
+    fig = ie.importance_figure(payload)
+    buttons = fig.layout.updatemenus[0].buttons
+    assert [b.label.split(" \u00b7 ")[1] for b in buttons] == list(ie.IMPORTANCE_METHODS)
+    gain, perm = fig.data[0], fig.data[1]
+    assert gain.visible and not perm.visible
+    assert list(gain.y)[-1] == "M_r" and list(perm.y)[-1] == "g_r"  # largest bar on top
+    assert "dex\u00b2" in perm.text[-1]
+    assert buttons[1].args[0]["visible"] == [False, True, False]
+    assert "permutation" in buttons[1].args[1]["title.text"]
+
+
+def test_galaxy_browser_figure_slider_has_one_step_per_sample(browser_payload):
+    fig = ie.galaxy_browser_figure(browser_payload)
+    steps = fig.layout.sliders[0].steps
+    assert len(steps) == 3
+    images = [t for t in fig.data if t.type == "image"]
+    assert [i.source[22:60] for i in images] == [s["png"][:38]
+                                                 for s in browser_payload["samples"]]
+    shown = _visible(fig, steps[2].args[0]["visible"])
+    assert shown[0].source.endswith(browser_payload["samples"][2]["png"][-40:])
+    assert steps[2].args[1]["title.text"] == browser_payload["samples"][2]["title"]
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def test_explorer_html_is_offline_and_bundles_plotly_once_per_page(small_setup):
+    _, runs = small_setup
+    ie.new_page()
+    first = ie.importance_explorer_html(runs)
+    second = ie.importance_explorer_html(runs)
+    assert first.count("plotly.js v") == 1 and "plotly.js v" not in second
+    for block in (first, second):
+        assert "<script src" not in block and 'src="http' not in block
+        assert "cdn." not in block.replace(ie._plotlyjs(), "")
+    ids = [re.search(r'<figure id="([^"]+)"', x).group(1) for x in (first, second)]
+    assert ids[0] != ids[1]
+    ie.new_page()
+    assert "plotly.js v" in ie.importance_explorer_html(runs)
+    assert "plotly.js v" in ie.importance_explorer_html(runs, include_plotlyjs=True)
+
+
+HOSTILE = "</script><script>alert(1)</script><!--"
+
+
+def test_hostile_labels_cannot_break_out_of_the_figure(small_setup):
+    _, (cnn, gbdt) = small_setup
+    plain = ie.experiment_explorer_html([gbdt], progress=False, include_plotlyjs=False)
+    hostile = ie.experiment_explorer_html([_renamed(gbdt, HOSTILE)], progress=False,
+                                          include_plotlyjs=False)
+    assert "alert(1)" in hostile  # the label is there, escaped
+    assert hostile.count("</script>") == plain.count("</script>")
+    assert HOSTILE not in hostile and "<!--" not in hostile
+
+
+HOSTILE_TEXTS = ["<!--", "-->", "</script>", "<script>alert(1)</script>", "a & b", "]]>",
+                 "</SCRIPT >", "\u2028", "<!-- </script> -->"]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_explorer_html_escapes_any_text(text):
+    payload = {"kind": "importance-explorer", "note": text,
+               "methods": list(ie.IMPORTANCE_METHODS), "method_labels": ie.METHOD_LABELS,
+               "runs": [{"label": text, "target": text, "features": [text, "b"],
+                         "gain": [0.6, 0.4], "permutation": [0.5, 0.5],
+                         "permutation_raw": [0.1, 0.1], "permutation_std": [0.0, 0.0],
+                         "shap": [0.5, 0.5], "summary": text}]}
+    page = ie.explorer_html(payload, include_plotlyjs=False)
+    low = page.lower()
+    assert low.count("<script") == 1 and low.count("</script") == 1 and "<!--" not in page
+    script = page[low.index("<script"):low.index("</script")]
+    assert "\u2028" not in script
 
 
 def test_write_page_is_a_standalone_document(tmp_path, small_setup):
     _, runs = small_setup
-    path = ie.write_page(tmp_path / "page.html", [ie.importance_explorer_html(runs)], "t")
+    path = ie.write_page(tmp_path / "page.html",
+                         [ie.importance_explorer_html(runs, include_plotlyjs=False)], "t<1>")
     text = path.read_text()
-    assert text.startswith("<!DOCTYPE html>") and text.count("ie-importance-explorer") >= 1
+    assert text.startswith("<!DOCTYPE html>") and "<title>t&lt;1&gt;</title>" in text
+    assert text.count("plotly.js v") == 1 and 'data-explorer="importance-explorer"' in text
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_explorer_offers_the_live_widget_only_in_a_kernel(small_setup, monkeypatch):
+    _, runs = small_setup
+    explorer = ie.importance_explorer(runs)
+    bundle = explorer._repr_mimebundle_()
+    assert set(bundle) == {"text/html", "text/plain"}
+    monkeypatch.setattr(ie, "_in_kernel", lambda: True)
+    bundle = explorer._repr_mimebundle_()
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] and "plotly" in bundle["text/html"]
+
+
+def test_no_javascript_or_css_in_python_sources():
+    from pathlib import Path
+
+    import analysis_lib
+
+    pattern = re.compile(r"<script|function\(|\{ *display:|addEventListener|<style")
+    root = Path(analysis_lib.__file__).parent
+    hits = [f"{p.name}:{i}" for p in root.rglob("*.py")
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert hits == []
 
 
 # --------------------------------------------------------------------------- live widgets
 
 
-def test_galaxy_browser_widget_updates_on_next_and_slider(small_setup):
+def test_galaxy_browser_widget_updates_on_next_and_slider(browser_payload):
     from analysis_lib.widgets import GalaxyBrowserWidget
 
-    ds, runs = small_setup
-    wdg = GalaxyBrowserWidget(ds, runs, n_samples=3, image_px=16, dpi=40)
+    wdg = GalaxyBrowserWidget(browser_payload)
     first_img, first_caption = wdg.image.value, wdg.caption.value
     assert len(first_img) > 0 and wdg.prev.disabled
     wdg.next.click()
@@ -302,33 +419,47 @@ def test_galaxy_browser_widget_updates_on_next_and_slider(small_setup):
     assert wdg.caption.value != first_caption and wdg.image.value != first_img
     wdg.slider.value = 2
     assert wdg.next.disabled
-    gid = int(wdg.samples.iloc[2].galaxy_id)
+    gid = browser_payload["samples"][2]["galaxy_id"]
     assert f"galaxy {gid}," in wdg.caption.value
     assert "gbdt/mstar_default" in wdg.table.value
 
 
 def test_experiment_widget_switches_run_and_target(small_setup):
-    from analysis_lib.widgets import ExperimentExplorerWidget
+    from analysis_lib.widgets import experiment_explorer_widget
 
     _, runs = small_setup
-    wdg = ExperimentExplorerWidget(runs, dpi=40)
+    wdg = experiment_explorer_widget(runs, progress=False)
     assert list(wdg.target.options) == ["log_mstar", "log_mtot"]
-    img, table = wdg.image.value, wdg.table.value
+    x0, table = np.concatenate([t.x for t in wdg.figure.data if t.type == "scatter"]), \
+        wdg.stats.value
     wdg.target.value = "log_mtot"
-    assert wdg.image.value != img and wdg.table.value != table
+    x1 = np.concatenate([t.x for t in wdg.figure.data if t.type == "scatter"])
+    assert wdg.stats.value != table and not np.array_equal(np.sort(x0), np.sort(x1))
     wdg.run.value = 1
     assert list(wdg.target.options) == ["log_mstar"]
     sigma = ie.target_stats(runs[1], "log_mstar")["all"]["sigma"]
-    assert f"{sigma:.3f}" in wdg.table.value
+    assert f"{sigma:.3f}" in wdg.stats.value and "gbdt/mstar_default" in wdg.stats.value
+    out = wdg.plot.outputs[0]["data"]
+    assert "gbdt/mstar_default" in out["application/vnd.plotly.v1+json"]["layout"]["title"][
+        "text"]
 
 
 def test_importance_widget_switches_method(small_setup):
-    from analysis_lib.widgets import ImportanceWidget
+    from analysis_lib.widgets import importance_widget
 
     _, runs = small_setup
-    wdg = ImportanceWidget(runs)
-    gain_html = wdg.bars.value
-    assert gain_html.index(">M_r<") < gain_html.index(">g_r<")  # gain ranks M_r first
+    wdg = importance_widget(runs)
+    assert list(wdg.figure.data[0].y)[-1] == "M_r"  # gain ranks M_r first
     wdg.method.value = "permutation"
-    assert wdg.bars.value.index(">g_r<") < wdg.bars.value.index(">M_r<")  # permutation: g_r
-    assert "dex\u00b2" in wdg.bars.value
+    assert list(wdg.figure.data[0].y)[-1] == "g_r"  # permutation: g_r
+    assert "dex\u00b2" in wdg.figure.data[0].text[-1]
+    assert wdg.summary.value == "gain and SHAP agree"
+
+
+def test_one_payload_serves_both_views(small_setup):
+    _, runs = small_setup
+    explorer = ie.experiment_explorer(runs, progress=False)
+    live = explorer.widget()
+    assert live.payload is explorer.payload
+    static = explorer.figure()
+    assert static.data[0].x == pytest.approx(live.figure.data[0].x)
