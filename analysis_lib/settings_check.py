@@ -32,6 +32,10 @@ TYPES: dict[str, tuple[str, ...]] = {
     "cnn.ensemble_epochs": ("null", "int"),
     "cnn.ensemble_image_size": ("null", "int"),
     "data.scheduler": ("null", "str"),
+    "transfer.cnn_epochs": ("null", "int"),
+    "transfer.cnn_image_size": ("null", "int"),
+    "transfer.cnn_train_universes": ("null", "list[str]"),
+    "transfer.cnn_test_universes": ("null", "list[str]"),
 }
 
 
@@ -91,6 +95,7 @@ RANGES: dict[str, tuple] = {
     "gbdt.min_data_in_leaf": AT_LEAST_1, "gbdt.learning_rate": POSITIVE,
     "gbdt.num_threads": NON_NEGATIVE, "gbdt.permutation_repeats": AT_LEAST_1,
     "gbdt.calibration_fraction": OPEN_UNIT,
+    "transfer.cnn_epochs": AT_LEAST_1, "transfer.cnn_image_size": AT_LEAST_1,
     "jam.n_galaxies": AT_LEAST_1, "jam.workers": NON_NEGATIVE, "jam.image_size": AT_LEAST_1,
     "jam.distance_mpc": POSITIVE, "jam.mge_ngauss": AT_LEAST_1,
     "jam.mge_regularize": POSITIVE, "jam.halo_ngauss": AT_LEAST_1,
