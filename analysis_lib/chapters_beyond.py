@@ -1,0 +1,120 @@
+"""What the chapter "Beyond the paper" (uncertainties, classical estimators, transfer) runs.
+
+The chapter's notebook stays thin: it calls the model code (models/cnn_prob.py, gbdt.py,
+classical.py, transfer.py, transfer_cnn.py) through the functions below, which read what each
+profile asks for from the configuration instead of repeating it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from analysis_lib.config import load_config, store_label
+from analysis_lib.models.experiments import select_experiments
+from analysis_lib.results import ResultsStore, Run
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+def _selection_names(kind: str, selection) -> str:
+    if not selection:
+        return "none"
+    try:
+        return ", ".join(e["name"] for e in select_experiments(kind, selection))
+    except Exception:  # an unknown name is the settings check's business, not this table's
+        return str(selection)
+
+
+def profile_coverage(profiles: tuple[str, ...] = PROFILES) -> pd.DataFrame:
+    """What each profile runs in this chapter, read from profiles.yaml (one column per profile).
+
+    The quick profile must fit a 2-core laptop's 45-minute book, so it runs cheaper versions
+    (fewer ensemble epochs, smaller images, one CNN transfer model); the paper profile runs all.
+    """
+    rows: dict[str, dict[str, str]] = {}
+    for name in profiles:
+        cfg = load_config(name)
+        cnn, tr = cfg["cnn"], cfg.get("transfer", {})
+        ens_size = cnn.get("ensemble_image_size") or cnn["image_size"]
+        rows[name] = {
+            "seeds per headline CNN experiment": str(cnn.get("seeds", 1)),
+            "probabilistic CNN experiments": _selection_names(
+                "cnn", cnn.get("probabilistic_experiments")),
+            "ensemble members": str(cnn.get("ensemble_members", "-")),
+            "ensemble epochs / image px": (f"{cnn.get('ensemble_epochs') or cnn['epochs']} / "
+                                          f"{ens_size}"),
+            "CNN on the projection split": _selection_names(
+                "cnn", cnn.get("projsplit_experiments")),
+            "CNN transfer: trained on": ", ".join(tr.get("cnn_train_universes") or [])
+            or "every universe",
+            "CNN transfer: tested on": ", ".join(tr.get("cnn_test_universes") or [])
+            or "every universe",
+            "CNN transfer: mixture row": "yes" if tr.get("cnn_mixture") else "no",
+            "CNN transfer epochs / image px": (
+                f"{tr.get('cnn_epochs') or cnn['epochs']} / "
+                f"{tr.get('cnn_image_size') or cnn['image_size']}"),
+            "LightGBM probabilistic": "conformalized quantiles (CQR)",
+        }
+    return pd.DataFrame(rows)
+
+
+def gbdt_calibration_table(runs: list[Run]) -> pd.DataFrame:
+    """Coverage of the 68 / 95 % intervals and CRPS of each probabilistic LightGBM run, before
+    and after conformal recalibration (CQR) on held-out training galaxies."""
+    rows = []
+    for run in runs:
+        cal = run.metrics.get("calibration")
+        if not cal:
+            continue
+        experiment = run.config.get("experiment", {})
+        target = ", ".join(experiment.get("targets") or [experiment.get("target", run.name)])
+        for stage in ("before", "after"):
+            block = cal[stage]
+            rows.append({"experiment": run.name, "target": target,
+                         "intervals": "raw quantiles" if stage == "before" else "after CQR",
+                         "coverage_68": block["coverage_68"],
+                         "coverage_95": block["coverage_95"],
+                         "crps (dex)": block["crps"], "n test": block["n"]})
+    return pd.DataFrame(rows)
+
+
+def universe_datasets(cfg: dict, universes: list[str]) -> dict[str, Path]:
+    """The profile's dataset in each universe, built (resumably) where it does not exist yet."""
+    from analysis_lib.build import ensure_dataset
+    from analysis_lib.models.transfer import universe_config
+
+    return {u: Path(ensure_dataset(universe_config(cfg, u))) for u in universes}
+
+
+def parse_universes(text: str, cfg: dict) -> list[str]:
+    """The transfer matrix's universes: the notebook parameter ('observed, tng_like,radial'), or
+    the profile's transfer.universes when it is empty; each must be in universes.yaml."""
+    from analysis_lib.config import universes
+
+    names = ([t.strip() for t in str(text).split(",") if t.strip()] if str(text).strip()
+             else list(cfg["transfer"]["universes"]))
+    known = universes()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"transfer universes {unknown} are not in analysis_lib/universes.yaml "
+                         f"(choose from {', '.join(known)})")
+    if len(set(names)) < 2:
+        raise ValueError(f"transfer universes {names}: a matrix needs at least two universes")
+    return names
+
+
+def cnn_for_radius_table(cfg: dict, store: ResultsStore | None = None,
+                         names: tuple[str, ...] = ("s43_rmaps_mstar_mtot", "s42_rmaps_mtot")
+                         ) -> dict[str, Run]:
+    """The headline CNN run(s) that predict M_tot within R_half, to sit in the radius table."""
+    store = store or ResultsStore()
+    found = {}
+    for name in names:
+        try:
+            found[f"CNN ({name})"] = store.load("cnn", name, store_label(cfg))
+            break
+        except FileNotFoundError:
+            continue
+    return found

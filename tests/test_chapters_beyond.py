@@ -1,0 +1,42 @@
+"""The "Beyond the paper" chapter's glue: what each profile runs, read from the profiles."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from analysis_lib import chapters_beyond as cb
+from analysis_lib.config import load_config
+
+
+def test_profile_coverage_reads_the_profiles():
+    table = cb.profile_coverage()
+    assert list(table.columns) == ["smoke", "quick", "paper"]
+    paper = load_config("paper")
+    assert table.loc["seeds per headline CNN experiment", "paper"] == str(paper["cnn"]["seeds"])
+    quick = load_config("quick", ["transfer.cnn_epochs=3"])
+    assert quick["transfer"]["cnn_epochs"] == 3  # the table follows the profile, not a copy
+    assert table.loc["CNN transfer: trained on", "quick"] == ", ".join(
+        load_config("quick")["transfer"]["cnn_train_universes"])
+
+
+def test_transfer_universes_from_parameter_or_profile():
+    cfg = load_config("smoke")
+    assert cb.parse_universes("", cfg) == cfg["transfer"]["universes"]
+    assert cb.parse_universes(" observed, radial ", cfg) == ["observed", "radial"]
+    with pytest.raises(ValueError, match="not in analysis_lib/universes.yaml"):
+        cb.parse_universes("observed,no_such_universe", cfg)
+    with pytest.raises(ValueError, match="at least two"):
+        cb.parse_universes("observed,observed", cfg)
+
+
+def test_gbdt_calibration_table_before_and_after():
+    block = {"coverage_68": 0.5, "coverage_95": 0.9, "crps": 0.05, "n": 10}
+    after = {**block, "coverage_68": 0.68}
+    run = SimpleNamespace(name="mstar_probabilistic",
+                          config={"experiment": {"targets": ["log_mstar"]}},
+                          metrics={"calibration": {"before": block, "after": after}})
+    plain = SimpleNamespace(name="mstar", config={}, metrics={})
+    table = cb.gbdt_calibration_table([run, plain])
+    assert list(table["intervals"]) == ["raw quantiles", "after CQR"]
+    assert list(table["coverage_68"]) == [0.5, 0.68]
+    assert set(table["target"]) == {"log_mstar"}
