@@ -287,3 +287,78 @@ def runs_table(profile: str) -> pd.DataFrame:
             "gpu", meta.get("machine"))), "wall_s": meta.get("wall_s", meta.get("seconds")),
             "when (UTC)": meta.get("time_utc"), "code": meta.get("code_version")})
     return pd.DataFrame(rows)
+
+
+def paper_scale_plan(path: str | Path | None = None, mfus: tuple[float, ...] = (0.2, 0.4),
+                     peak_tflops: float = 989.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the paper profile's Table 4 costs on one H100/H200-class GPU, from benchmarks/cnn.json.
+
+    The FLOPs per training sample are counted (benchmarks/bench_cnn.py, torch's flop counter) at
+    the paper's input sizes; the hours follow from an assumed model-FLOP utilisation (MFU) of the
+    GPU's dense bf16 peak, or from the measured MFU where the GPU benchmark ran. Returns (one row
+    per experiment, a summary of totals: hours, disk, memory).
+    """
+    import json
+
+    from analysis_lib.paths import RESULTS_DIR
+
+    path = Path(path) if path is not None else RESULTS_DIR / "benchmarks" / "cnn.json"
+    data = json.loads(path.read_text())
+    plan = data["plan"]
+    measured = [r.get("mfu") for r in (data.get("gpu") or {}).get("runs", []) if r.get("mfu")]
+    rates = {f"h at MFU {m:.0%}": m for m in mfus}
+    if measured:
+        rates[f"h at measured MFU {max(measured):.0%}"] = max(measured)
+    rows = []
+    for e in plan["experiments"]:
+        row = {"experiment": e["experiment"],
+               "inputs (px)": ", ".join(f"{k} {v}" for k, v in sorted(e["inputs"].items())),
+               "GFLOP / training sample": e["train_flops_per_sample"] / 1e9,
+               "PFLOP / run": e["run_pflop"]}
+        for label, mfu in rates.items():
+            row[label] = e["run_pflop"] * 1e15 / (mfu * peak_tflops * 1e12) / 3600
+        row["checkpoint (MiB)"] = e["checkpoint_bytes_est"] / 2**20
+        row["inputs on GPU, bf16 (GiB)"] = e["gpu_resident_inputs_gib_bf16"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    pflop = table.set_index("experiment")["PFLOP / run"]
+    extra = _paper_repeats_pflop(pflop)
+    scale = (pflop.sum() + extra) / pflop.sum()
+    summary = [{"item": "Table 4, every experiment, one seed", "value": f"{pflop.sum():.0f} PFLOP"},
+               {"item": "with the paper profile's seeds, ensemble members and projection-split runs",
+                "value": f"{pflop.sum() + extra:.0f} PFLOP"}]
+    for label in rates:
+        hours = table[label].sum()
+        summary.append({"item": f"hours on one GPU, {label.removeprefix('h at ')} of "
+                                f"{peak_tflops:.0f} TFLOP/s (one seed / with repeats)",
+                        "value": f"{hours:.1f} h / {hours * scale:.1f} h"})
+    summary += [
+        {"item": "epochs x training / validation rows",
+         "value": f"{plan['epochs']} x {plan['rows']['train']} / {plan['rows']['val']}"},
+        {"item": "paper dataset on disk (estimate)",
+         "value": f"{plan['paper_dataset_gib_est']:.0f} GiB"},
+        {"item": "largest checkpoint", "value": f"{table['checkpoint (MiB)'].max():.0f} MiB"},
+        {"item": "largest GPU-resident input set",
+         "value": f"{table['inputs on GPU, bf16 (GiB)'].max():.1f} GiB"},
+    ]
+    return table, pd.DataFrame(summary)
+
+
+def _paper_repeats_pflop(pflop: pd.Series) -> float:
+    """PFLOP the paper profile adds to one seed per experiment: its extra seeds of the seed
+    experiments and the extra members of each ensemble (read from profiles.yaml)."""
+    from analysis_lib.config import load_config
+    from analysis_lib.models.experiments import select_experiments
+
+    cnn = load_config("paper")["cnn"]
+    extra = 0.0
+    seeds = int(cnn.get("seeds", 1))
+    if seeds > 1:
+        for e in select_experiments("cnn", cnn.get("seed_experiments", "headline")):
+            extra += (seeds - 1) * float(pflop.get(e["name"], 0.0))
+    members = int(cnn.get("ensemble_members", 1))
+    for e in select_experiments("cnn", cnn.get("probabilistic_experiments") or []):
+        extra += (members - 1) * float(pflop.get(e["name"], 0.0))
+    for e in select_experiments("cnn", cnn.get("projsplit_experiments") or []):
+        extra += float(pflop.get(e["name"], 0.0))  # trained again on the projection split
+    return extra

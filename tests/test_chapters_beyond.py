@@ -40,3 +40,22 @@ def test_gbdt_calibration_table_before_and_after():
     assert list(table["intervals"]) == ["raw quantiles", "after CQR"]
     assert list(table["coverage_68"]) == [0.5, 0.68]
     assert set(table["target"]) == {"log_mstar"}
+
+
+def test_paper_scale_plan_adds_up(tmp_path):
+    import json
+
+    from analysis_lib import report
+
+    exp = {"experiment": "s41_r_mstar", "inputs": {"image_r": 300}, "run_pflop": 100.0,
+           "train_flops_per_sample": 2e10, "checkpoint_bytes_est": 2**20,
+           "gpu_resident_inputs_gib_bf16": 1.0}
+    plan = {"epochs": 200, "rows": {"train": 16000, "val": 4000, "test": 8110},
+            "paper_dataset_gib_est": 19.0, "experiments": [exp]}
+    path = tmp_path / "cnn.json"
+    path.write_text(json.dumps({"plan": plan, "gpu": {"runs": [{"mfu": 0.5}]}}))
+    table, summary = report.paper_scale_plan(path, mfus=(0.25,), peak_tflops=1000.0)
+    # 100 PFLOP at 25 % of 1000 TFLOP/s = 400 s; the measured MFU (0.5) gives a column too
+    assert table.loc[0, "h at MFU 25%"] == pytest.approx(400 / 3600)
+    assert table.loc[0, "h at measured MFU 50%"] == pytest.approx(200 / 3600)
+    assert "1 MiB" in summary.set_index("item").loc["largest checkpoint", "value"]
