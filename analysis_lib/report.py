@@ -325,7 +325,7 @@ def paper_scale_plan(path: str | Path | None = None, mfus: tuple[float, ...] = (
     extra = _paper_repeats_pflop(pflop)
     scale = (pflop.sum() + extra) / pflop.sum()
     summary = [{"item": "Table 4, every experiment, one seed", "value": f"{pflop.sum():.0f} PFLOP"},
-               {"item": "with the paper profile's seeds, ensemble members and projection-split runs",
+               {"item": "with the paper profile's seeds, ensembles and projection-split runs",
                 "value": f"{pflop.sum() + extra:.0f} PFLOP"}]
     for label in rates:
         hours = table[label].sum()
