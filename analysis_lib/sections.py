@@ -360,6 +360,25 @@ class VariantComparison:
     runs: dict[str, list[Run]]
 
 
+def survey_experiments(cfg: dict, cnn: list[str] | tuple[str, ...] | None = None,
+                       gbdt: list[str] | str | None = None) -> tuple[list[str], list[str] | str]:
+    """The CNN and LightGBM experiments chapter 5.4 trains on both instruments.
+
+    Each CNN there costs a full training on the survey-like dataset, so how many is a profile
+    setting (book.survey_cnn, book.survey_gbdt): the quick profile trains one joint M*, M_tot
+    network where the paper profile trains one per mass. A notebook parameter that is given
+    (not None or empty) wins over the profile. Names are checked here, so a typo fails before
+    the survey-like dataset is built.
+    """
+    cnn_sel = list(cnn) if cnn else list(cfg["book"]["survey_cnn"])
+    gbdt_sel = gbdt if gbdt else cfg["book"]["survey_gbdt"]
+    if cnn_sel:
+        select_experiments("cnn", cnn_sel)
+    if gbdt_sel:
+        select_experiments("gbdt", gbdt_sel)
+    return cnn_sel, gbdt_sel
+
+
 def variant_comparison(cfg: dict, key: str, value: str, cnn: list[str] | tuple[str, ...],
                        gbdt: list[str] | tuple[str, ...] | str,
                        overrides: list[str] | None = None,
