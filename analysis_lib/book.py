@@ -95,8 +95,81 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
             else:
                 os.environ[key] = value
     _drop_widget_state(tmp)
+    show_parameters_once(tmp, parameters)
     os.replace(tmp, out)
     return out
+
+
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+
+
+def merge_parameters(source: str, parameters: dict) -> str:
+    """The parameters cell's source with each injected value in place of its default.
+
+    Why: papermill runs the notebook's own parameters cell and then an injected cell that
+    overrides some of them, so a page showing both states the parameters twice and the reader
+    must work out which values won. Merged, one cell shows every parameter with the value the
+    run actually used; a changed line keeps the notebook's default in a comment. Parameters the
+    notebook does not define are appended, as papermill's cell defines them too.
+    """
+    import ast
+
+    from papermill.translators import PythonTranslator
+
+    lines = source.splitlines()
+    spans = {}
+    for node in ast.parse(source).body:
+        if (isinstance(node, ast.Assign | ast.AnnAssign) and node.end_lineno is not None
+                and isinstance(target := (node.targets[0] if isinstance(node, ast.Assign)
+                                          else node.target), ast.Name)):
+            spans[target.id] = (node.lineno - 1, node.end_lineno, node.value)
+    replacements = []
+    extra = []
+    for name, value in parameters.items():
+        literal = PythonTranslator.translate(value)
+        if name not in spans:
+            extra.append(f"{name} = {literal}  # set for this run")
+            continue
+        start, end, node = spans[name]
+        default = ast.get_source_segment(source, node) if node is not None else None
+        if default is not None and _same_value(default, value):
+            continue
+        note = f"  # set for this run; the notebook's default is {' '.join(default.split())}"
+        replacements.append((start, end, f"{name} = {literal}{note if default else ''}"))
+    for start, end, text in sorted(replacements, reverse=True):
+        lines[start:end] = [text]
+    return "\n".join(lines + extra)
+
+
+def _same_value(default_source: str, value) -> bool:
+    import ast
+
+    try:
+        return ast.literal_eval(default_source) == value
+    except (ValueError, SyntaxError):
+        return False
+
+
+def show_parameters_once(path: Path, parameters: dict) -> None:
+    """Make an executed notebook show one parameters cell, with the values the run used.
+
+    The notebook's own ``parameters`` cell gets the injected values (merge_parameters) and
+    papermill's ``injected-parameters`` cell is tagged ``remove-cell``, so Jupyter Book leaves it
+    out of the page; the executed notebook itself still holds both cells as they ran.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    tagged = {tag: [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+              for tag in (PARAMETERS_TAG, INJECTED_TAG)}
+    if not tagged[INJECTED_TAG] or not tagged[PARAMETERS_TAG]:
+        return  # nothing injected, or papermill's cell is the only one: it stays visible
+    injected = tagged[INJECTED_TAG][0]
+    injected.metadata["tags"] = [*injected.metadata["tags"], "remove-cell"]
+    cell = tagged[PARAMETERS_TAG][0]
+    cell.source = merge_parameters(cell.source, parameters)
+    nbformat.write(nb, path)
 
 
 def _drop_widget_state(path: Path) -> None:

@@ -73,3 +73,19 @@ def one_torch_thread():
 @pytest.fixture
 def synthetic_dataset(tmp_path):
     return make_synthetic_dataset(tmp_path / "synthetic.h5")
+
+
+@pytest.fixture(scope="session")
+def smoke_data_dir(tmp_path_factory):
+    """The session's smoke-profile data folder (ANALYSIS_LIB_DATA for smoke runs).
+
+    One folder for the smoke book build, the JupyterLab test and nbval (notebooks/conftest.py
+    uses the same <basetemp>/smoke-data), so later runs reuse the stored smoke results instead of
+    training again. ANALYSIS_TEST_SMOKE_DATA names a folder to keep between sessions instead."""
+    import os
+    from pathlib import Path
+
+    kept = os.environ.get("ANALYSIS_TEST_SMOKE_DATA")
+    path = Path(kept) if kept else tmp_path_factory.getbasetemp() / "smoke-data"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

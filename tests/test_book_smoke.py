@@ -1,8 +1,9 @@
 """The whole pipeline in the smoke profile: every notebook executed by papermill, the book built.
 
-This is the project's nbval-equivalent: each notebook runs top to bottom with the smoke profile
-in a fresh kernel (papermill), in dependency order, against a private data directory; then Jupyter
-Book builds the HTML offline from the executed notebooks and every chapter page exists.
+Each notebook runs top to bottom with the smoke profile in a fresh kernel (papermill), in
+dependency order, against the session's smoke data directory (tests/conftest.py smoke_data_dir,
+which nbval and the JupyterLab test then reuse); then Jupyter Book builds the HTML offline from
+the executed notebooks and every chapter page exists, with one parameters cell.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ pytestmark = pytest.mark.notebooks
 
 
 @pytest.fixture(scope="module")
-def smoke_book(tmp_path_factory):
-    data = tmp_path_factory.mktemp("data")
+def smoke_book(smoke_data_dir):
+    data = smoke_data_dir
     env = {**os.environ, "ANALYSIS_LIB_DATA": str(data), "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, "-m", "analysis_lib", "book", "--profile", "smoke"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1800)
@@ -56,6 +57,25 @@ def test_every_chapter_page_is_built(smoke_book, name):
     assert page.exists()
     html = page.read_text()
     assert "Traceback" not in html
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_ORDER)
+def test_every_chapter_shows_one_parameters_cell_with_the_values_used(smoke_book, name):
+    """papermill's injected cell is left out of the page; the notebook's own parameters cell
+    shows the values the build used (the smoke profile), not the notebook's defaults."""
+    import html
+    import re
+
+    proc, _ = smoke_book
+    assert proc.returncode == 0
+    page = (REPO_ROOT / "_build" / "html" / "book" / "executed" / f"{name}.html").read_text()
+    cells = re.findall(r'<div class="cell ([^"]*)"', page)
+    assert sum("tag_parameters" in c.split() for c in cells) == 1, cells
+    assert not any("tag_injected-parameters" in c for c in cells), cells
+    start = page.index("tag_parameters")
+    text = html.unescape(re.sub(r"<[^>]+>", "", page[start:page.index("</pre>", start)]))
+    assert re.search(r"^profile = \"smoke\"", text, re.M), text
+    assert "overrides = []" in text, text
 
 
 def test_book_has_no_remote_scripts(smoke_book):
@@ -102,7 +122,10 @@ def test_pages_render_offline_in_a_browser(smoke_book, name):
 
 
 def test_a_widget_in_the_built_book_responds_to_a_click(smoke_book):
-    """The galaxy browser of chapter 4.1 works in the static book: 'next' changes the galaxy."""
+    """The galaxy browser of chapter 4.1 works in the static book (a plotly figure, no kernel):
+    a click at the right end of its slider shows another galaxy."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
     from .browser import headless_chromium, open_file, require_chromium, wait_until
 
     require_chromium()
@@ -111,13 +134,18 @@ def test_a_widget_in_the_built_book_responds_to_a_click(smoke_book):
     page = REPO_ROOT / "_build" / "html" / "book" / "executed" / "04_cnn_mstar.html"
     with headless_chromium() as drv:
         open_file(drv, page)
-        root = drv.find_element("css selector", 'div[data-explorer="galaxy-browser"]')
-        caption = root.find_element("css selector", ".ie-caption")
-        image = root.find_element("css selector", "img")
-        before = (caption.text, image.get_attribute("src"))
-        root.find_element("css selector", ".ie-next").click()
-        assert wait_until(lambda: (caption.text, image.get_attribute("src")) != before,
-                          what="the galaxy browser to show the next galaxy")
+        root = wait_until(lambda: drv.find_elements(
+            "css selector", '[data-explorer="galaxy-browser"] .js-plotly-plot'), timeout_s=30,
+            what="the galaxy browser's plotly figure")[0]
+        title = lambda: " ".join(e.text for e in root.find_elements(  # noqa: E731
+            "css selector", ".gtitle"))
+        before = wait_until(title, what="the browser's title")
+        rail = root.find_element("css selector", ".slider-rail-touch-rect")
+        drv.execute_script("arguments[0].scrollIntoView({block: 'center'});", rail)
+        ActionChains(drv).move_to_element_with_offset(rail, int(rail.size["width"] / 2) - 2, 0) \
+            .click().perform()  # the right end of the rail: the last galaxy
+        assert wait_until(lambda: title() != before,
+                          what="the galaxy browser to show another galaxy")
 
 
 def test_one_notebook_reruns_with_new_parameters(smoke_book, tmp_path):
