@@ -36,6 +36,7 @@ NOTEBOOK_ORDER = (
     "05_gbdt",
     "05_survey",
     "06_jam",
+    "06_beyond",
     "06_discussion",
     "07_reproducibility",
 )

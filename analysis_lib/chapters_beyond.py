@@ -118,3 +118,46 @@ def cnn_for_radius_table(cfg: dict, store: ResultsStore | None = None,
         except FileNotFoundError:
             continue
     return found
+
+
+def run_gbdt_probabilistic(cfg: dict, dataset_path: str | Path,
+                           store: ResultsStore | None = None) -> tuple[list[Run], str | None]:
+    """The profile's probabilistic LightGBM runs, or none and the reason when the dataset is too
+    small for a finite 95 % conformal correction (fewer than 19 calibration rows, e.g. smoke)."""
+    from analysis_lib.models import gbdt
+
+    store = store or ResultsStore()
+    try:
+        paths = gbdt.run_gbdt_experiments(cfg, dataset_path, "probabilistic", store=store)
+    except gbdt.GBDTInputError as exc:
+        return [], f"Not run on this dataset: {exc}."
+    return [store.load("gbdt", Path(p).name, store_label(cfg)) for p in paths], None
+
+
+def lightgbm_transfer(cfg: dict, paths: dict[str, Path], store: ResultsStore | None = None
+                      ) -> tuple[pd.DataFrame, str | None]:
+    """The LightGBM transfer matrix with conformalized intervals, or, when the datasets are too
+    small to conformalize (smoke), with point estimates only (stored as 'lightgbm_point')."""
+    from analysis_lib.models import transfer
+    from analysis_lib.models.gbdt import GBDTInputError
+
+    try:
+        return transfer.transfer_matrix(cfg, paths, store=store), None
+    except GBDTInputError as exc:
+        table = transfer.transfer_matrix(cfg, paths, store=store, method="lightgbm_point",
+                                         fit=transfer.lightgbm_fitter(cfg, probabilistic=False))
+        return table, f"Point estimates only (no intervals): {exc}."
+
+
+def radius_pivot(table: pd.DataFrame, group: str = "all") -> pd.DataFrame:
+    """The method x radius table for one galaxy group: bias and scatter (dex) side by side, the
+    radius each method does best at readable along a row."""
+    sub = table[table["group"] == group]
+    order = [r for r in ("0.5 R_half", "1 R_half", "2 R_half", "4/3 R_e (Wolf)")
+             if r in set(sub["radius_label"])]
+    out = sub.pivot_table(index=["family", "method"], columns="radius_label",
+                          values=["sigma", "bias"], aggfunc="first")
+    out = out.reindex(columns=pd.MultiIndex.from_product([["sigma", "bias"], order]))
+    out.columns = pd.MultiIndex.from_tuples(
+        [(f"{'scatter' if s == 'sigma' else 'bias'} (dex)", r) for s, r in out.columns])
+    return out.rename(index={"mtot": "M_tot", "mstar": "M*"}, level="family")

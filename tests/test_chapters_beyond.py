@@ -59,3 +59,19 @@ def test_paper_scale_plan_adds_up(tmp_path):
     assert table.loc[0, "h at MFU 25%"] == pytest.approx(400 / 3600)
     assert table.loc[0, "h at measured MFU 50%"] == pytest.approx(200 / 3600)
     assert "1 MiB" in summary.set_index("item").loc["largest checkpoint", "value"]
+
+
+def test_radius_pivot_puts_radii_side_by_side():
+    import pandas as pd
+
+    rows = []
+    for method, family in (("Wolf+2010", "mtot"), ("LightGBM", "mstar")):
+        for radius, label in ((0.5, "0.5 R_half"), (1.0, "1 R_half"), (2.0, "2 R_half")):
+            for group in ("all", "early"):
+                rows.append({"method": method, "family": family, "radius_rhalf": radius,
+                             "radius_label": label, "group": group, "bias": radius / 10,
+                             "sigma": radius if group == "all" else -1.0})
+    pivot = cb.radius_pivot(pd.DataFrame(rows), "all")
+    assert list(pivot.columns.get_level_values(1)[:3]) == ["0.5 R_half", "1 R_half", "2 R_half"]
+    assert pivot.loc[("M_tot", "Wolf+2010"), ("scatter (dex)", "2 R_half")] == 2.0
+    assert pivot.loc[("M*", "LightGBM"), ("bias (dex)", "0.5 R_half")] == 0.05
