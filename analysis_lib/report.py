@@ -290,21 +290,26 @@ def runs_table(profile: str) -> pd.DataFrame:
 
 
 def paper_scale_plan(path: str | Path | None = None, mfus: tuple[float, ...] = (0.2, 0.4),
-                     peak_tflops: float = 989.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                     peak_tflops: float = 989.0) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """What the paper profile's Table 4 costs on one H100/H200-class GPU, from benchmarks/cnn.json.
 
     The FLOPs per training sample are counted (benchmarks/bench_cnn.py, torch's flop counter) at
     the paper's input sizes; the hours follow from an assumed model-FLOP utilisation (MFU) of the
     GPU's dense bf16 peak, or from the measured MFU where the GPU benchmark ran. Returns (one row
-    per experiment, a summary of totals: hours, disk, memory).
+    per experiment, a summary of totals: hours, disk, memory), or None where the benchmark has
+    not been run (no cnn.json, or one without a plan).
     """
     import json
 
     from analysis_lib.paths import RESULTS_DIR
 
     path = Path(path) if path is not None else RESULTS_DIR / "benchmarks" / "cnn.json"
+    if not path.exists():
+        return None
     data = json.loads(path.read_text())
-    plan = data["plan"]
+    plan = data.get("plan")
+    if not plan:
+        return None
     measured = [r.get("mfu") for r in (data.get("gpu") or {}).get("runs", []) if r.get("mfu")]
     rates = {f"h at MFU {m:.0%}": m for m in mfus}
     if measured:

@@ -75,3 +75,9 @@ def test_radius_pivot_puts_radii_side_by_side():
     assert list(pivot.columns.get_level_values(1)[:3]) == ["0.5 R_half", "1 R_half", "2 R_half"]
     assert pivot.loc[("M_tot", "Wolf+2010"), ("scatter (dex)", "2 R_half")] == 2.0
     assert pivot.loc[("M*", "LightGBM"), ("bias (dex)", "0.5 R_half")] == 0.05
+
+
+def test_paper_scale_plan_without_a_benchmark(tmp_path):
+    from analysis_lib import report
+
+    assert report.paper_scale_plan(tmp_path / "cnn.json") is None
