@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis_lib.config import store_label
@@ -90,10 +91,31 @@ def section_experiments(kind: str, section: str, selection) -> list[dict]:
     return [e for e in select_experiments(kind, selection) if str(e["section"]) == section]
 
 
+def seed_repeats(run: Run) -> list[dict]:
+    """The metrics of `run` and of its stored seed repeats (X, X__s1, X__s2, ..., beside it in
+    the store; models/cnn_prob.seed_run_name names them), seed 0 first."""
+    import json
+
+    from analysis_lib.models.cnn_prob import SEED_SEP
+
+    found = [(0, run.metrics)]
+    for path in Path(run.path).parent.glob(f"{run.name}{SEED_SEP}*"):
+        index = path.name.removeprefix(f"{run.name}{SEED_SEP}")
+        if index.isdigit() and (path / "metrics.json").exists():
+            found.append((int(index), json.loads((path / "metrics.json").read_text())))
+    return [m for _, m in sorted(found, key=lambda t: t[0])]
+
+
 def comparison_table(runs: list[Run], experiments: dict[str, dict]) -> pd.DataFrame:
-    """One row per (run, predicted or derived quantity): ours beside the paper's, data named."""
+    """One row per (run, predicted or derived quantity): ours beside the paper's, data named.
+
+    Where the profile repeated an experiment over seeds (cnn.seeds), bias and sigma are the mean
+    over the repeats and the spread (standard deviation) sits beside them; with one seed the
+    spread is empty: one run has no spread.
+    """
     rows = []
     for run in runs:
+        repeats = seed_repeats(run) if run.kind == "cnn" else [run.metrics]
         spec = experiments.get(run.name, run.config.get("experiment", {}))
         refs = spec.get("paper", {}) or {}
         method = "lightgbm" if run.kind == "gbdt" else run.kind
@@ -103,16 +125,33 @@ def comparison_table(runs: list[Run], experiments: dict[str, dict]) -> pd.DataFr
                 prow = (paper_row(ref["section"], method, ref["inputs"], ref["target"])
                         if ref else None)
                 allm = m.get("all", m)
+                per_seed = [((r.get(block) or {}).get(target) or {}) for r in repeats]
+                per_seed = [b.get("all", b) for b in per_seed if b]
+                biases = [b["bias"] for b in per_seed if b.get("bias") is not None]
+                sigmas = [b["sigma"] for b in per_seed if b.get("sigma") is not None]
+                several = len(sigmas) > 1
                 rows.append({
                     "experiment": run.name,
                     "quantity": target + (" (derived)" if block == "derived" else ""),
-                    "bias [dex]": allm.get("bias"), "sigma [dex]": allm.get("sigma"),
+                    "bias [dex]": float(np.mean(biases)) if several else allm.get("bias"),
+                    "sigma [dex]": float(np.mean(sigmas)) if several else allm.get("sigma"),
+                    "seeds": max(1, len(sigmas)),
+                    "sigma seed spread [dex]": (float(np.std(sigmas, ddof=1)) if several
+                                                else None),
                     "N test": allm.get("n"),
                     "data (this study)": run_data_label(run),
                     "paper bias [dex] (TNG100)": None if prow is None else prow["bias"],
                     "paper sigma [dex] (TNG100)": None if prow is None else prow["sigma"],
                 })
     return pd.DataFrame(rows)
+
+
+def _seed_experiment_names(cfg: dict) -> set[str]:
+    """Experiments the profile repeats over seeds (cnn.seed_experiments, when cnn.seeds > 1)."""
+    if int(cfg["cnn"].get("seeds", 1)) < 2:
+        return set()
+    return {e["name"] for e in select_experiments("cnn",
+                                                  cfg["cnn"].get("seed_experiments", "headline"))}
 
 
 def run_cnn_section(cfg: dict, dataset: str | Path, section: str,
@@ -124,8 +163,13 @@ def run_cnn_section(cfg: dict, dataset: str | Path, section: str,
     store = store or ResultsStore()
     exps = experiments if experiments is not None else section_experiments(
         "cnn", section, cfg["cnn"]["experiments"])
+    seeded = _seed_experiment_names(cfg)
     for exp in exps:
         run_cnn_experiment(cfg, dataset, exp, store=store)
+        if exp["name"] in seeded:  # the profile's seed repeats (cnn.seeds), beside seed 0
+            from analysis_lib.models.cnn_prob import run_cnn_seeds
+
+            run_cnn_seeds(cfg, dataset, [exp["name"]], store)
     runs = [store.load("cnn", e["name"], store_label(cfg)) for e in exps]
     return SectionRuns(runs=runs, table=comparison_table(runs, {e["name"]: e for e in exps}),
                        experiments=exps)

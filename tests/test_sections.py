@@ -83,3 +83,29 @@ def test_fig1_example_is_a_massive_inclined_disc_unless_a_row_is_given():
     edge_on_only = SimpleNamespace(table=table.assign(inclination_deg=89.0))
     assert pick_example(edge_on_only) == int((table.log_mstar - table.log_mstar.median())
                                              .abs().idxmin())
+
+
+def test_comparison_table_shows_the_seed_spread(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from analysis_lib.results import ResultsStore
+    from analysis_lib.sections import comparison_table
+
+    store = ResultsStore(tmp_path)
+    sigmas = {"s41_r_mstar": 0.10, "s41_r_mstar__s1": 0.12, "s41_r_mstar__s2": 0.14}
+    for name, sigma in sigmas.items():
+        metrics = {"targets": {"log_mstar": {"all": {"bias": sigma / 10, "sigma": sigma,
+                                                     "n": 5}}}}
+        store.save("cnn", name, "quick", config={"experiment": {}}, metrics=metrics,
+                   predictions=pd.DataFrame({"a": [1]}))
+    store.save("cnn", "s42_r_mtot", "quick", config={"experiment": {}},
+               metrics={"targets": {"log_mtot": {"all": {"bias": 0.0, "sigma": 0.2, "n": 5}}}},
+               predictions=pd.DataFrame({"a": [1]}))
+    runs = [store.load("cnn", "s41_r_mstar", "quick"), store.load("cnn", "s42_r_mtot", "quick")]
+    table = comparison_table(runs, {}).set_index("experiment")
+    assert table.loc["s41_r_mstar", "seeds"] == 3
+    assert np.isclose(table.loc["s41_r_mstar", "sigma [dex]"], 0.12)
+    assert np.isclose(table.loc["s41_r_mstar", "sigma seed spread [dex]"], 0.02)
+    assert table.loc["s42_r_mtot", "seeds"] == 1  # one run has no spread
+    assert pd.isna(table.loc["s42_r_mtot", "sigma seed spread [dex]"])
