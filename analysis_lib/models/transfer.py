@@ -222,6 +222,17 @@ def mixture_rows(datasets: dict[str, GalaxyDataset], splits: dict, seed: int
     return out
 
 
+def open_universes(dataset_paths: dict[str, str | Path], targets: tuple[str, ...]
+                   ) -> dict[str, GalaxyDataset]:
+    """Each universe's dataset, opened; one error naming the file that lacks a target."""
+    datasets = {u: open_dataset(p) for u, p in dataset_paths.items()}
+    for u, ds in datasets.items():
+        missing = [t for t in targets if t not in ds.table]
+        if missing:
+            raise ValueError(f"{ds.path} (universe {u}): lacks {', '.join(missing)}")
+    return datasets
+
+
 def transfer_matrix(cfg: dict, dataset_paths: dict[str, str | Path],
                     fit: Fitter | None = None, method: str = "lightgbm",
                     targets: tuple[str, ...] = TRANSFER_TARGETS, mixture: bool = True,
@@ -244,11 +255,7 @@ def transfer_matrix(cfg: dict, dataset_paths: dict[str, str | Path],
 
     store = store or ResultsStore()
     fit = fit or lightgbm_fitter(cfg)
-    datasets = {u: open_dataset(p) for u, p in dataset_paths.items()}
-    for u, ds in datasets.items():
-        missing = [t for t in targets if t not in ds.table]
-        if missing:
-            raise ValueError(f"{ds.path} (universe {u}): lacks {', '.join(missing)}")
+    datasets = open_universes(dataset_paths, targets)
     splits = _splits(datasets, cfg)
     train_sets = {u: {u: (datasets[u], splits[u]["train"])} for u in datasets}
     if mixture and len(datasets) > 1:

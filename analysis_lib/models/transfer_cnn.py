@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from analysis_lib.dataset import GalaxyDataset, open_dataset
+from analysis_lib.dataset import GalaxyDataset
 from analysis_lib.models import cnn_data
 from analysis_lib.models.cnn_data import (
     CNNExperimentError,
@@ -65,6 +65,7 @@ from analysis_lib.models.transfer import (
     _splits,
     load_matrix,
     mixture_rows,
+    open_universes,
     score_cell,
 )
 from analysis_lib.results import ResultsStore, run_fingerprint
@@ -335,11 +336,7 @@ def cnn_transfer_cells(cfg: dict, dataset_paths: dict[str, str | Path],
     if missing:
         raise ValueError(f"transfer CNN: no dataset path for universe(s) {', '.join(missing)} "
                          f"(given: {', '.join(names)})")
-    datasets = {u: open_dataset(p) for u, p in dataset_paths.items()}
-    for u, ds in datasets.items():
-        lacking = [t for t in targets if t not in ds.table]
-        if lacking:
-            raise ValueError(f"{ds.path} (universe {u}): lacks {', '.join(lacking)}")
+    datasets = open_universes(dataset_paths, targets)
     splits = _splits(datasets, cfg)
     train_sets = {u: {u: (datasets[u], splits[u]["train"])} for u in train_universes}
     if mixture and len(datasets) > 1:
