@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from analysis_lib.build import default_dataset_path
 from analysis_lib.config import PROFILES, ConfigError, load_config
 from analysis_lib.dataset import DatasetError, open_dataset
+from analysis_lib.dataset.build import default_dataset_path
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.profile, overrides)
 
     if args.command == "dataset":
-        from analysis_lib.build import build_dataset
+        from analysis_lib.dataset.build import build_dataset
 
         options = {}
         if cfg["data"]["source"] == "tng":
@@ -176,13 +176,13 @@ def run(args: argparse.Namespace) -> int:
         if args.workers is not None and args.workers < 0:
             raise ConfigError(f"--workers {args.workers}: must be 0 (all cores) or more")
         if args.scheduler is not None:
-            from analysis_lib.cluster import check_scheduler
+            from analysis_lib.dataset.cluster import check_scheduler
 
             check_scheduler(args.scheduler, "--scheduler")
             if args.workers is not None:
                 raise ConfigError("--workers is for the local process pool; with --scheduler "
                                   "the cluster decides (local:N starts N workers)")
-        from analysis_lib.build import dataset_failures, failure_summary
+        from analysis_lib.dataset.build import dataset_failures, failure_summary
 
         out = args.out or default_dataset_path(cfg)
         path = build_dataset(cfg, out, options, workers=args.workers, force=args.force,
@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     if args.command == "book":
-        from analysis_lib.book import build_book
+        from analysis_lib.presentation.publish import build_book
 
         names = args.notebooks.split(",") if args.notebooks else None
         html = build_book(cfg, notebooks=names, build=not args.no_build,
@@ -243,10 +243,10 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from analysis_lib.book import BookError
     from analysis_lib.io import OutputBusyError, os_error_line
     from analysis_lib.models.experiments import ExperimentError
     from analysis_lib.particles import GalaxyInputError
+    from analysis_lib.presentation.publish import BookError
 
     try:
         return run(args)

@@ -260,7 +260,9 @@ def _relations(cfg: dict, errors: list[str]) -> None:
             errors.append(f"observe.image_sizes={sizes} repeats a size")
     scheduler = cfg.get("data", {}).get("scheduler")
     if isinstance(scheduler, str):
-        from analysis_lib.cluster import scheduler_problem  # light: dask is imported only to run
+        from analysis_lib.dataset.cluster import (
+            scheduler_problem,  # light: dask is imported only to run
+        )
 
         problem = scheduler_problem(scheduler)
         if problem:

@@ -189,9 +189,9 @@ def input_reading_part(dataset: Path, experiment: str = "s41_rmaps_mstar") -> di
     """Old (fancy indexing, 3 passes) vs new (slab reads, read once) on a real dataset."""
     from analysis_lib.config import load_config
     from analysis_lib.dataset import open_dataset
+    from analysis_lib.dataset.splits import cnn_split
     from analysis_lib.models import cnn_data as cd
     from analysis_lib.models.experiments import load_experiments
-    from analysis_lib.splits import cnn_split
 
     ds = open_dataset(dataset)
     cfg = load_config(str(ds.attrs.get("profile", "quick")))

@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.profile)
 
-    from analysis_lib.build import default_dataset_path
+    from analysis_lib.dataset.build import default_dataset_path
 
     path = args.dataset or default_dataset_path(cfg)
     use_data = not args.synthetic and Path(path).exists()

@@ -7,11 +7,11 @@ import pytest
 
 from analysis_lib.config import load_config
 from analysis_lib.dataset import open_dataset
+from analysis_lib.dataset.splits import cnn_split
 from analysis_lib.models.baselines import fit_power_law, run_power_law_baseline
-from analysis_lib.report import paper_row
+from analysis_lib.paper import paper_row
+from analysis_lib.presentation.sections import baseline_table
 from analysis_lib.results import ResultsStore
-from analysis_lib.sections import baseline_table
-from analysis_lib.splits import cnn_split
 
 
 def test_power_law_recovers_a_known_slope():

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis_lib.book import NOTEBOOK_ORDER
 from analysis_lib.paths import REPO_ROOT
+from analysis_lib.presentation.publish import NOTEBOOK_ORDER
 
 pytestmark = pytest.mark.notebooks
 

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from analysis_lib import book, paths, report
+from analysis_lib import paths
+from analysis_lib.presentation import publish as book
+from analysis_lib.presentation import report
 
 PROFILE = "test"
 
@@ -135,7 +137,7 @@ def test_benchmark_summary_has_a_row_for_every_result_file(tmp_path):
 def test_snapshot_counts_variant_runs_and_nested_datasets(tmp_path):
     """A chapter that trains on a variant (quick+manga_like) or builds datasets in a sub-folder
     did work; the snapshot must see it, or a cheap rerun would pass for a from-scratch run."""
-    from analysis_lib.book import changed_results, results_snapshot
+    from analysis_lib.presentation.publish import changed_results, results_snapshot
 
     results, datasets = tmp_path / "results", tmp_path / "datasets"
     (datasets / "coverage").mkdir(parents=True)

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from analysis_lib import interactive as ie
 from analysis_lib.dataset import open_dataset
+from analysis_lib.presentation import interactive as ie
 
 from .browser import (
     BOOK_THEME_NOISE,

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from analysis_lib import chapters_beyond as cb
 from analysis_lib.config import load_config
+from analysis_lib.presentation import chapters_beyond as cb
 
 
 def test_profile_coverage_reads_the_profiles():
@@ -45,7 +45,7 @@ def test_gbdt_calibration_table_before_and_after():
 def test_paper_scale_plan_adds_up(tmp_path):
     import json
 
-    from analysis_lib import report
+    from analysis_lib.presentation import report
 
     exp = {"experiment": "s41_r_mstar", "inputs": {"image_r": 300}, "run_pflop": 100.0,
            "train_flops_per_sample": 2e10, "checkpoint_bytes_est": 2**20,
@@ -78,6 +78,6 @@ def test_radius_pivot_puts_radii_side_by_side():
 
 
 def test_paper_scale_plan_without_a_benchmark(tmp_path):
-    from analysis_lib import report
+    from analysis_lib.presentation import report
 
     assert report.paper_scale_plan(tmp_path / "cnn.json") is None

@@ -58,7 +58,7 @@ def cfg():
 
 def test_estimators_are_stored_and_scored_on_the_cnn_test_galaxies(tmp_path, cfg):
     from analysis_lib.dataset import open_dataset
-    from analysis_lib.splits import cnn_split
+    from analysis_lib.dataset.splits import cnn_split
 
     path = _dataset(tmp_path / "d.h5")
     store = ResultsStore(tmp_path / "results")

@@ -9,9 +9,9 @@ import torch
 
 from analysis_lib.config import load_config
 from analysis_lib.dataset import open_dataset
+from analysis_lib.dataset.splits import cnn_split
 from analysis_lib.models import cnn_data as cd
 from analysis_lib.models.cnn import build_model
-from analysis_lib.splits import cnn_split
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 

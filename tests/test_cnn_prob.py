@@ -12,6 +12,7 @@ import torch
 
 from analysis_lib.config import load_config
 from analysis_lib.dataset import open_dataset
+from analysis_lib.dataset.splits import cnn_split
 from analysis_lib.models import calibration as cal
 from analysis_lib.models import cnn_prob as cp
 from analysis_lib.models import cnn_train as ct
@@ -19,7 +20,6 @@ from analysis_lib.models.cnn_data import CNNExperimentError, TargetScaler
 from analysis_lib.models.experiments import load_experiments
 from analysis_lib.results import ResultsStore
 from analysis_lib.rng import make_rng
-from analysis_lib.splits import cnn_split
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 

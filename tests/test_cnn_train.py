@@ -12,13 +12,13 @@ import torch
 
 from analysis_lib.config import load_config
 from analysis_lib.dataset import TARGETS, open_dataset
+from analysis_lib.dataset.splits import cnn_split
 from analysis_lib.models import cnn_data as cd
 from analysis_lib.models import cnn_train as ct
 from analysis_lib.models.cnn import MultiBranchResNet
 from analysis_lib.models.experiments import load_experiments, select_experiments
 from analysis_lib.paths import REFERENCE_DIR
 from analysis_lib.results import ResultsStore
-from analysis_lib.splits import cnn_split
 
 TINY = {"epochs": 3, "batch_size": 8, "lr": 1e-3, "image_size": 16, "device": "cpu",
         "cpu_threads": 1}

@@ -11,10 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from analysis_lib import build, cluster
 from analysis_lib.cli import main
 from analysis_lib.config import ConfigError, load_config
-from analysis_lib.dataset import DatasetError, done_galaxies, shard_dir
+from analysis_lib.dataset import DatasetError, build, cluster, done_galaxies, shard_dir
 from analysis_lib.sources.tng.cutouts import cutout_path
 
 from .tng_fixtures import make_truth, write_cutout

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from analysis_lib.dataset import DatasetError, done_galaxies, open_dataset
-from analysis_lib.splits import split_rows
+from analysis_lib.dataset.splits import split_rows
 
 from .conftest import make_synthetic_dataset
 

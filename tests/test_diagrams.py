@@ -13,8 +13,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from analysis_lib import diagrams  # noqa: E402
 from analysis_lib.models.cnn import FEATURES_PER_BRANCH, build_model, count_parameters  # noqa: E402
+from analysis_lib.presentation import diagrams  # noqa: E402
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 # Independent expectations: (after conv1, after max-pool, stage 1..4) for each (size, stem).
@@ -154,10 +154,10 @@ def test_workflow_figure_labels_and_layout():
         labels = set(figure_texts(fig))
         for module in ("analysis_lib.sources.mock", "analysis_lib.sources.tng",
                        "analysis_lib.particles", "analysis_lib.observe", "analysis_lib.dataset",
-                       "analysis_lib.splits", "analysis_lib.models.cnn",
+                       "analysis_lib.dataset.splits", "analysis_lib.models.cnn",
                        "analysis_lib.models.gbdt", "analysis_lib.models.jam",
                        "analysis_lib.models.baselines", "analysis_lib.results",
-                       "analysis_lib.book"):
+                       "analysis_lib.presentation.publish"):
             assert module in labels, module
         assert "300/150/60 px" in texts and "48x48" in texts
         assert "data/results/<profile>/" in texts

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis_lib import discussion as disc
 from analysis_lib.metrics import target_metrics
 from analysis_lib.models.experiments import load_experiments
+from analysis_lib.presentation import discussion as disc
 from analysis_lib.results import ResultsStore, atomic_write_csv
 
 PROFILE = "test"

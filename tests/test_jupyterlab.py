@@ -1,7 +1,8 @@
 """A chapter notebook in a real JupyterLab: Run All, then a live ipywidgets explorer responds.
 
 Why: the static book shows the self-contained explorers; a reader who opens the notebook in
-JupyterLab gets the live ipywidgets ones (analysis_lib.widgets), which only a running kernel and
+JupyterLab gets the live ipywidgets ones (analysis_lib.presentation.widgets), which only a
+running kernel and
 the JupyterLab widget manager can show. This starts ``jupyter lab`` headless on a free local port
 with a token, in a temporary root holding a copy of chapter 4.1 with the smoke profile injected
 (as papermill injects parameters), opens it in headless Chromium, runs every cell from the Run
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis_lib.book import notebook_path
+from analysis_lib.presentation.publish import notebook_path
 
 from .browser import headless_chromium, require_chromium, wait_until
 

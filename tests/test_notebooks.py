@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from analysis_lib.book import NOTEBOOK_DIR, NOTEBOOK_ORDER
 from analysis_lib.paths import REPO_ROOT
+from analysis_lib.presentation.publish import NOTEBOOK_DIR, NOTEBOOK_ORDER
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis_lib import build
 from analysis_lib.config import load_config
-from analysis_lib.dataset import done_galaxies, open_dataset, shard_dir, shard_path
+from analysis_lib.dataset import build, done_galaxies, open_dataset, shard_dir, shard_path
 
 N_GAL = 4
 

@@ -23,10 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis_lib import build
 from analysis_lib.cli import main
 from analysis_lib.config import ConfigError, load_config
-from analysis_lib.dataset import DatasetError, open_dataset, shard_dir
+from analysis_lib.dataset import DatasetError, build, open_dataset, shard_dir
 from analysis_lib.io import OutputBusyError, atomic_write_text, lock_path, output_lock, unique_tmp
 from analysis_lib.results import ResultsStore
 from analysis_lib.sources.tng.cutouts import cutout_path

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis_lib.discussion import findings
 from analysis_lib.metrics import target_metrics
 from analysis_lib.models.experiments import load_experiments, select_experiments
-from analysis_lib.report import paper_row
+from analysis_lib.paper import paper_row
+from analysis_lib.presentation.discussion import findings
+from analysis_lib.presentation.sections import resolution_table
 from analysis_lib.results import ResultsStore
-from analysis_lib.sections import resolution_table
 
 
 def _store_run(store: ResultsStore, name: str, pixels: int, scatter: float, seed: int) -> None:
@@ -72,7 +72,7 @@ def test_discussion_reports_what_coarser_pixels_do(tmp_path):
 def test_fig1_example_is_a_massive_inclined_disc_unless_a_row_is_given():
     from types import SimpleNamespace
 
-    from analysis_lib.report import pick_example
+    from analysis_lib.presentation.report import pick_example
 
     table = pd.DataFrame({"galaxy_type": [1, 0, 0, 0, 0, 0],
                           "inclination_deg": [60.0, 10.0, 60.0, 65.0, 70.0, 88.0],
@@ -89,8 +89,8 @@ def test_comparison_table_shows_the_seed_spread(tmp_path):
     import numpy as np
     import pandas as pd
 
+    from analysis_lib.presentation.sections import comparison_table
     from analysis_lib.results import ResultsStore
-    from analysis_lib.sections import comparison_table
 
     store = ResultsStore(tmp_path)
     sigmas = {"s41_r_mstar": 0.10, "s41_r_mstar__s1": 0.12, "s41_r_mstar__s2": 0.14}

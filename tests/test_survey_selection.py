@@ -6,7 +6,7 @@ import pytest
 
 from analysis_lib.config import load_config
 from analysis_lib.models.experiments import ExperimentError, load_experiments
-from analysis_lib.sections import survey_experiments
+from analysis_lib.presentation.sections import survey_experiments
 
 
 def test_quick_trains_one_joint_network_and_paper_one_per_mass():

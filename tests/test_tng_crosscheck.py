@@ -8,9 +8,9 @@ import logging
 import h5py
 import pytest
 
-from analysis_lib.build import build_dataset
 from analysis_lib.config import load_config
 from analysis_lib.dataset import open_dataset
+from analysis_lib.dataset.build import build_dataset
 from analysis_lib.particles import GalaxyInputError
 from analysis_lib.sources.tng import TngCutoutSource, TngLocalSource
 from analysis_lib.sources.tng.crosscheck import CHECK_FAILED

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 
-from analysis_lib.build import build_dataset
 from analysis_lib.config import load_config
 from analysis_lib.dataset import open_dataset
+from analysis_lib.dataset.build import build_dataset
 from analysis_lib.sources.tng.cutouts import cutout_path
 
 from .tng_fixtures import make_truth, write_cutout

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis_lib.build import build_dataset
 from analysis_lib.config import load_config
 from analysis_lib.dataset import open_dataset
+from analysis_lib.dataset.build import build_dataset
 from analysis_lib.particles import GalaxyInputError
 from analysis_lib.sources.tng.cutouts import cutout_path
 from analysis_lib.sources.tng.photcompare import (

@@ -1,7 +1,7 @@
 """Runs on different data (source, universe, instrument) live side by side in the store."""
 
 from analysis_lib.config import load_config, store_label
-from analysis_lib.report import run_data_label
+from analysis_lib.presentation.report import run_data_label
 from analysis_lib.results import Run
 
 

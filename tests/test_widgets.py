@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis_lib import interactive as ie
 from analysis_lib.dataset import open_dataset
 from analysis_lib.metrics import log_ratio_stats, target_metrics
 from analysis_lib.models import importance as imp
-from analysis_lib.report import paper_row
+from analysis_lib.paper import paper_row
+from analysis_lib.presentation import interactive as ie
 from analysis_lib.results import ResultsStore, atomic_write_csv
 
 from .conftest import make_synthetic_dataset
@@ -409,7 +409,7 @@ def test_no_javascript_or_css_in_python_sources():
 
 
 def test_galaxy_browser_widget_updates_on_next_and_slider(browser_payload):
-    from analysis_lib.widgets import GalaxyBrowserWidget
+    from analysis_lib.presentation.widgets import GalaxyBrowserWidget
 
     wdg = GalaxyBrowserWidget(browser_payload)
     first_img, first_caption = wdg.image.value, wdg.caption.value
@@ -425,7 +425,7 @@ def test_galaxy_browser_widget_updates_on_next_and_slider(browser_payload):
 
 
 def test_experiment_widget_switches_run_and_target(small_setup):
-    from analysis_lib.widgets import experiment_explorer_widget
+    from analysis_lib.presentation.widgets import experiment_explorer_widget
 
     _, runs = small_setup
     wdg = experiment_explorer_widget(runs, progress=False)
@@ -445,7 +445,7 @@ def test_experiment_widget_switches_run_and_target(small_setup):
 
 
 def test_importance_widget_switches_method(small_setup):
-    from analysis_lib.widgets import importance_widget
+    from analysis_lib.presentation.widgets import importance_widget
 
     _, runs = small_setup
     wdg = importance_widget(runs)

@@ -21,10 +21,10 @@ import numpy as np
 
 from analysis_lib.config import store_label
 from analysis_lib.dataset import open_dataset
+from analysis_lib.dataset.splits import cnn_split
 from analysis_lib.metrics import target_metrics
-from analysis_lib.report import paper_row
+from analysis_lib.paper import paper_row
 from analysis_lib.results import ResultsStore
-from analysis_lib.splits import cnn_split
 
 KIND = "baseline"
 LUMINOSITIES = ("log_lum_r_proj", "log_lum_r_fov")

@@ -32,9 +32,9 @@ import pandas as pd
 
 from analysis_lib.config import store_label
 from analysis_lib.dataset import FEATURES, open_dataset
+from analysis_lib.dataset.splits import cnn_split
 from analysis_lib.metrics import log_ratio_stats, target_metrics
 from analysis_lib.results import ResultsStore, Run, run_fingerprint
-from analysis_lib.splits import cnn_split
 
 KIND = "classical"
 PREDICTION_META = ["galaxy_id", "projection", "galaxy_type", "inclination_deg"]
@@ -85,7 +85,7 @@ def check_columns(table: pd.DataFrame, where: str, needed=NEEDED) -> None:
 
 
 def test_table(table: pd.DataFrame, cfg: dict) -> tuple[pd.DataFrame, dict]:
-    """The CNN's test rows (analysis_lib.splits.cnn_split), so every method sees the same
+    """The CNN's test rows (analysis_lib.dataset.splits.cnn_split), so every method sees the same
     galaxies; also returns the split."""
     table = table.reset_index(drop=True).assign(row=np.arange(len(table)))
     split = cnn_split(table, cfg)

@@ -64,6 +64,7 @@ from tqdm.auto import tqdm
 
 from analysis_lib.config import store_label
 from analysis_lib.dataset import DatasetError, GalaxyDataset, open_dataset
+from analysis_lib.dataset.splits import cnn_split
 from analysis_lib.metrics import target_metrics
 from analysis_lib.models import cnn_data, ddp
 from analysis_lib.models.baselines import run_power_law_baseline  # noqa: F401  (CLI imports it)
@@ -76,10 +77,9 @@ from analysis_lib.models.cnn_data import (
     resolve_inputs,
 )
 from analysis_lib.models.experiments import select_experiments
-from analysis_lib.report import paper_row
+from analysis_lib.paper import paper_row
 from analysis_lib.results import ResultsStore, run_fingerprint
 from analysis_lib.rng import make_rng
-from analysis_lib.splits import cnn_split
 
 KIND = "cnn"
 PREDICTION_META = ["galaxy_id", "projection", "galaxy_type", "inclination_deg"]

@@ -32,12 +32,12 @@ import pandas as pd
 
 from analysis_lib.config import store_label
 from analysis_lib.dataset import FEATURES, open_dataset
+from analysis_lib.dataset.splits import gbdt_split
 from analysis_lib.metrics import log_ratio_stats, target_metrics
 from analysis_lib.models import importance as imp
 from analysis_lib.models.experiments import select_experiments
 from analysis_lib.results import ResultsStore, run_fingerprint
 from analysis_lib.rng import make_rng
-from analysis_lib.splits import gbdt_split
 
 KIND = "gbdt"
 GBDT_TARGETS = ("log_mstar", "log_mdm", "log_mtot", "log_fstar", "log_fdm", "log_ml_r")
@@ -335,8 +335,8 @@ def quantile_intervals(table: pd.DataFrame, cfg: dict, experiment: dict, feature
     (q<level>_X before and cq<level>_X after conformal) and the metrics block: coverage_68,
     coverage_95, crps (after conformal) and 'calibration': {'before', 'after', corrections}.
     """
+    from analysis_lib.dataset.splits import split_rows
     from analysis_lib.models import calibration as cal
-    from analysis_lib.splits import split_rows
 
     name = experiment["name"]
     levels = np.asarray(experiment["probabilistic"].get("levels", QUANTILE_LEVELS)

@@ -138,7 +138,7 @@ def run_jam(dataset_path: str | Path, cfg: dict, rows: Iterable[int] | None = No
 
     ds = open_dataset(dataset_path)
     if rows is None:
-        from analysis_lib.splits import cnn_split
+        from analysis_lib.dataset.splits import cnn_split
 
         rows = cnn_split(ds.table, cfg)["test"]
     rows = np.asarray(list(rows), dtype=int)
@@ -169,7 +169,7 @@ def run_jam(dataset_path: str | Path, cfg: dict, rows: Iterable[int] | None = No
         # the fits use numpy/scipy only, nothing that minds being forked.
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        from analysis_lib.build import die_with_parent
+        from analysis_lib.dataset.build import die_with_parent
 
         # workers end with this process, even when it is killed (they would hold the store lock)
         with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=die_with_parent,
@@ -220,7 +220,7 @@ def jam_rows(table: pd.DataFrame, cfg: dict) -> np.ndarray:
     The test split is a random set of galaxies in galaxy-id order, so this keeps every
     projection of the galaxies it takes.
     """
-    from analysis_lib.splits import cnn_split
+    from analysis_lib.dataset.splits import cnn_split
 
     test = np.sort(cnn_split(table, cfg)["test"])
     return test[: int(cfg["jam"]["n_galaxies"])]

@@ -66,7 +66,7 @@ def universe_config(cfg: dict, universe: str) -> dict:
 
 def universe_dataset_path(cfg: dict, universe: str) -> Path:
     """Where `python -m analysis_lib dataset --profile P --universe U` writes its dataset."""
-    from analysis_lib.build import default_dataset_path
+    from analysis_lib.dataset.build import default_dataset_path
 
     return default_dataset_path(universe_config(cfg, universe))
 
@@ -84,6 +84,7 @@ def lightgbm_fitter(cfg: dict, probabilistic: bool = True) -> Fitter:
     '<target>:quantiles' (levels x rows) and '_levels', so each cell says whether intervals
     calibrated in one universe still cover in another.
     """
+    from analysis_lib.dataset.splits import split_rows
     from analysis_lib.models.calibration import cqr_correction
     from analysis_lib.models.gbdt import (
         INTERVALS,
@@ -96,7 +97,6 @@ def lightgbm_fitter(cfg: dict, probabilistic: bool = True) -> Fitter:
         predict_quantiles,
         train_booster,
     )
-    from analysis_lib.splits import split_rows
 
     features = list(FEATURES)
 

@@ -96,8 +96,8 @@ def build_pair(out_dir: str | Path, n_galaxies: int = 80, instrument: str = "man
 
     Only mock.star_particle_mass differs between the two (same seed, so the same galaxies).
     """
-    from analysis_lib.build import build_dataset
     from analysis_lib.config import load_config
+    from analysis_lib.dataset.build import build_dataset
 
     out_dir = Path(out_dir)
     paths = []

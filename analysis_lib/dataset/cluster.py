@@ -126,8 +126,7 @@ def observe_remote(galaxy_id: int, cfg: dict, source_options: dict, key: str
     per worker process and dataset key. A worker whose physics code differs from the one that
     made `key` raises DatasetError naming it: its galaxies would not match the others'.
     """
-    from analysis_lib import build
-    from analysis_lib.dataset import DatasetError
+    from analysis_lib.dataset import DatasetError, build
 
     code = build.physics_code_hash()
     if not key.endswith(f"-{code}"):

@@ -1,7 +1,8 @@
 """Live ipywidgets explorers for JupyterLab, built from the same payloads as the static ones.
 
 Why: in the static book the explorers are plotly figures whose dropdown or slider switches
-between pre-computed views (analysis_lib.interactive). In a running kernel the same payload can
+between pre-computed views (analysis_lib.presentation.interactive). In a running kernel the
+same payload can
 drive real controls: dependent dropdowns (run, then that run's targets), a method toggle, a
 sample slider with previous/next buttons. Figures are plotly figures shown in an
 ipywidgets.Output as plotly's own mime type (JupyterLab renders it with the jupyterlab-plotly
@@ -20,8 +21,8 @@ from collections.abc import Sequence
 
 import ipywidgets as w
 
-from analysis_lib import interactive as ie
 from analysis_lib.dataset import GalaxyDataset
+from analysis_lib.presentation import interactive as ie
 from analysis_lib.results import Run
 
 

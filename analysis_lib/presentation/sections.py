@@ -15,7 +15,8 @@ import pandas as pd
 
 from analysis_lib.config import store_label
 from analysis_lib.models.experiments import load_experiments, select_experiments
-from analysis_lib.report import paper_row, run_data_label
+from analysis_lib.paper import paper_row
+from analysis_lib.presentation.report import run_data_label
 from analysis_lib.results import ResultsStore, Run
 
 INPUT_ALIASES = {
@@ -436,8 +437,8 @@ def variant_comparison(cfg: dict, key: str, value: str, cnn: list[str] | tuple[s
     change in scatter, so a reader sees what the variant costs. `overrides` are the ones cfg
     was loaded with; the variant gets the same ones plus key=value.
     """
-    from analysis_lib.build import ensure_dataset
     from analysis_lib.config import load_config
+    from analysis_lib.dataset.build import ensure_dataset
     from analysis_lib.models.cnn_train import run_cnn_experiment
     from analysis_lib.models.gbdt import run_gbdt_experiment
 
@@ -485,7 +486,7 @@ def variant_comparison(cfg: dict, key: str, value: str, cnn: list[str] | tuple[s
 
 def variant_caption(comparison: VariantComparison) -> str:
     """Caption of a variant table: the data, and that both columns are the same galaxies."""
-    from analysis_lib.report import source_label
+    from analysis_lib.presentation.report import source_label
 
     first = comparison.runs["reference"][0] if comparison.runs["reference"] else None
     data = source_label(first.config, instrument=False) if first is not None else "?"

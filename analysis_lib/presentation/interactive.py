@@ -8,11 +8,11 @@ a JSON-ready *payload* (numbers, labels, PNGs of the galaxy panels) and shown tw
           own `updatemenus` / `sliders`: no hand-written JavaScript). plotly.js is bundled inline
           into the first explorer of a page (a kernel session renders one notebook, i.e. one
           book page), so the page works offline and downloads nothing;
-  live    the ipywidgets explorer in analysis_lib.widgets, built from the same payload.
+  live    the ipywidgets explorer in analysis_lib.presentation.widgets, built from the same payload.
 
 `Explorer._repr_mimebundle_` offers both: JupyterLab shows the live widget (its widget manager
 ranks the widget view first), the book shows the static HTML (_config.yml ranks the widget view
-last, and the saved widget state is dropped by analysis_lib.book).
+last, and the saved widget state is dropped by analysis_lib.presentation.publish).
 
 Three explorers:
   galaxy_browser       one test sample at a time: r image, g-r colour, mean-velocity and
@@ -24,7 +24,7 @@ Three explorers:
                        SHAP importances as bars, from the run's extra/importance.csv.
 
 The HTML around a figure (a caption under it, a standalone test page) is in package-data
-templates under analysis_lib/templates/.
+templates under analysis_lib/presentation/templates/.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def paper_reference(run: Run, target: str) -> dict | None:
         key = (exp.get("section"), exp["paper_inputs"], target)
     if key is None or key[0] is None or key[1] is None:
         return None
-    from analysis_lib.report import paper_row
+    from analysis_lib.paper import paper_row
 
     row = paper_row(str(key[0]), method, str(key[1]), str(key[2]))
     if row is None:
@@ -138,7 +138,7 @@ def paper_reference(run: Run, target: str) -> dict | None:
 
 def data_source(run: Run) -> str:
     """Where the run's data came from (never let mock numbers pass as TNG numbers)."""
-    from analysis_lib.report import run_data_label
+    from analysis_lib.presentation.report import run_data_label
 
     return run_data_label(run)
 
@@ -330,7 +330,7 @@ def figure_png(fig, dpi: int = PNG_DPI, colours: int = PNG_COLOURS) -> bytes:
 def render_sample_png(images: dict[str, np.ndarray], title: str, fov_rhalf: float,
                       dpi: int = PNG_DPI, solar_g_r: float | None = None) -> bytes:
     """The four panels of one sample (plots.galaxy_panels, labelled colour bars) as PNG."""
-    from analysis_lib.plots import galaxy_panels
+    from analysis_lib.presentation.plots import galaxy_panels
 
     return figure_png(galaxy_panels(images, fov_rhalf=fov_rhalf, title=title,
                                     solar_g_r=solar_g_r), dpi=dpi)
@@ -359,7 +359,7 @@ def _nan_to_none(v: float | None) -> float | None:
 
 def _quiet(progress: bool) -> dict:
     """tqdm keywords: off when asked, else tqdm's own default, so that TQDM_DISABLE (set by
-    analysis_lib.book for notebook kernels) still turns the bar off."""
+    analysis_lib.presentation.publish for notebook kernels) still turns the bar off."""
     return {} if progress else {"disable": True}
 
 
@@ -424,7 +424,7 @@ def experiment_payload(runs: Sequence[Run], targets: Sequence[str] | None = None
     bias/scatter for all, early and late types, and the paper's numbers (or None)."""
     from tqdm.auto import tqdm
 
-    from analysis_lib.plots import text_label
+    from analysis_lib.presentation.plots import text_label
 
     out = []
     for run in tqdm(list(runs), desc="experiment explorer", unit="run", **_quiet(progress)):
@@ -718,8 +718,8 @@ FIGURES: dict[str, Callable] = {"galaxy-browser": galaxy_browser_figure,
 
 
 def template(name: str) -> string.Template:
-    """A package-data template (analysis_lib/templates/<name>) as a string.Template."""
-    return string.Template(resources.files("analysis_lib").joinpath("templates", name)
+    """A package-data template (analysis_lib/presentation/templates/<name>) as a string.Template."""
+    return string.Template(resources.files("analysis_lib.presentation").joinpath("templates", name)
                            .read_text(encoding="utf-8"))
 
 
@@ -812,8 +812,8 @@ class Explorer:
         return explorer_html(self.payload, include_plotlyjs)
 
     def widget(self):
-        """The live ipywidgets view of the same payload (analysis_lib.widgets)."""
-        from analysis_lib import widgets
+        """The live ipywidgets view of the same payload (analysis_lib.presentation.widgets)."""
+        from analysis_lib.presentation import widgets
 
         return widgets.from_payload(self.payload)
 

@@ -10,43 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis_lib.paths import REFERENCE_DIR
+from analysis_lib.paper import paper_results, paper_row  # noqa: F401 (re-exported)
 from analysis_lib.results import ResultsStore, Run
 
 SOURCE_LABELS = {"mock": "mock universe (this library)", "tng": "IllustrisTNG100",
                  "synthetic": "synthetic test data"}
-
-
-def paper_results(path: Path | None = None) -> pd.DataFrame:
-    """The paper's headline numbers (Tables 4 and 6 and the text), one row each."""
-    return pd.read_csv(path or REFERENCE_DIR / "paper_results.csv", dtype={"section": str})
-
-
-def paper_row(section: str, method: str, inputs: str, target: str,
-              path: Path | None = None) -> dict | None:
-    """The paper's row for (section, method, inputs, target): bias and sigma in dex (None where
-    the paper gives none) and its note; None when the reference file is absent.
-
-    Strict: a key that matches no row, or several, is a configuration error (an experiment
-    pointing at a paper number that does not exist), so it raises ValueError naming the file.
-    """
-    path = path or REFERENCE_DIR / "paper_results.csv"
-    if not path.exists():
-        return None
-    table = paper_results(path)
-    sel = table[(table["section"] == str(section)) & (table["method"] == method)
-                & (table["inputs"] == inputs) & (table["target"] == target)]
-    if len(sel) != 1:
-        raise ValueError(f"{path}: ({section}, {method}, {inputs}, {target}) matches "
-                         f"{len(sel)} rows, not 1")
-    row = sel.iloc[0]
-
-    def num(v) -> float | None:
-        return None if pd.isna(v) else float(v)
-
-    return {"section": str(section), "inputs": inputs, "target": target,
-            "bias": num(row["bias_dex"]), "sigma": num(row["sigma_dex"]),
-            "note": "" if pd.isna(row["note"]) else str(row["note"])}
 
 
 def source_label(cfg: dict, instrument: bool = True) -> str:
@@ -164,10 +132,11 @@ def book_timings(profile: str, root: str | Path | None = None) -> pd.DataFrame:
     """Wall time of each notebook: its latest run and its from-scratch (full-work) run.
 
     A rebuild that reuses stored results is cheap; the from-scratch column keeps what a fresh
-    build cost (see analysis_lib.book.record_timing for how a run is judged). The last row holds
+    build cost (see analysis_lib.presentation.publish.record_timing for how a run is judged).
+    The last row holds
     the total of the latest book build and the sum of the from-scratch runs.
     """
-    from analysis_lib.book import NOTEBOOK_ORDER, read_timings, timings_path
+    from analysis_lib.presentation.publish import NOTEBOOK_ORDER, read_timings, timings_path
 
     cols = ["notebook", "latest [s]", "latest run (UTC)", "latest reused stored results",
             "from scratch [s]", "from-scratch run (UTC)", "from-scratch run reused stored results"]

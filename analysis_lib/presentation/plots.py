@@ -1,6 +1,7 @@
 """Figures for the book: presentation only, every axis labelled with its units.
 
-Importing this module applies the book's matplotlib style (analysis_lib/templates/book.mplstyle:
+Importing this module applies the book's matplotlib style
+(analysis_lib/presentation/templates/book.mplstyle:
 font sizes that stay legible when a multi-panel figure is shrunk to the page width), so every
 notebook that draws gets it from its setup cell's `from analysis_lib import plots`.
 """
@@ -51,8 +52,8 @@ def text_label(name: str) -> str:
 
 def use_book_style() -> None:
     """Apply the book's matplotlib style (package data): why one place, see the module doc."""
-    with resources.as_file(resources.files("analysis_lib").joinpath("templates", BOOK_STYLE)
-                           ) as path:
+    style = resources.files("analysis_lib.presentation").joinpath("templates", BOOK_STYLE)
+    with resources.as_file(style) as path:
         plt.style.use(str(path))
 
 

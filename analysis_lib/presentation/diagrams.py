@@ -166,7 +166,8 @@ def workflow_figure(cfg: Mapping | None = None) -> Figure:
     ax.text(mx + mw / 2, m_top + 0.03, "models (each writes runs to the store)", ha="center",
             va="bottom", fontsize=8, style="italic", color="#555555")
     _labelled_box(ax, 9.0, m_bottom, 1.85, m_top - m_bottom, "Split by galaxy",
-                  "analysis_lib.splits", "train / val / test\n(CNN) or train / test\n(GBDT);"
+                  "analysis_lib.dataset.splits",
+                  "train / val / test\n(CNN) or train / test\n(GBDT);"
                   "\nall projections of\na galaxy together", kind="data", detail_size=7.6)
     _arrow(ax, (9.925, side_y), (9.925, m_top))
     _labelled_box(ax, 2.45, m_bottom, 2.05, m_top - m_bottom, "Results store",
@@ -185,7 +186,7 @@ def workflow_figure(cfg: Mapping | None = None) -> Figure:
         _arrow(ax, (9.0, y + mh / 2), (mx + mw, y + mh / 2), colour="#8c510a", lw=1.1)
         _arrow(ax, (mx, y + mh / 2), (4.5, y + mh / 2), colour="#8c510a", lw=1.1)
     b_mid = (m_top + m_bottom) / 2
-    _labelled_box(ax, 0.15, b_mid - 0.95, 1.9, 1.9, "Book", "analysis_lib.book",
+    _labelled_box(ax, 0.15, b_mid - 0.95, 1.9, 1.9, "Book", "analysis_lib.presentation.publish",
                   "papermill runs the\nnotebooks, then\nJupyter Book builds\nthe HTML "
                   "(reads\nthe store: no\nretraining)", kind="output", detail_size=7.6)
     _arrow(ax, (2.45, b_mid), (2.05, b_mid))

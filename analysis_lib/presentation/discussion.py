@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from analysis_lib.metrics import log_ratio_stats
-from analysis_lib.report import paper_row, run_data_label
+from analysis_lib.paper import paper_row
+from analysis_lib.presentation.report import run_data_label
 from analysis_lib.results import ResultsStore, Run, prediction_pairs
 
 PAPER_EPOCHS = 200          # the paper's Table 2: training epochs
@@ -274,7 +275,7 @@ def headline_view(profile: str, store: ResultsStore | None = None,
                   cnn: str | list[str] = "headline"):
     """headline_table as the book shows it: one line per claim (the question names the run's
     inputs, target and split), numbers to 3 decimals, the data source in the caption."""
-    from analysis_lib.sections import styled_table
+    from analysis_lib.presentation.sections import styled_table
 
     return styled_table(headline_table(profile, store, cnn)[HEADLINE_SHOWN])
 
@@ -1078,7 +1079,7 @@ def markdown(profile: str, store: ResultsStore | None = None) -> str:
 def summary_figure(profile: str, store: ResultsStore | None = None):
     """Every method's bias and scatter (all galaxies) beside the paper's: plots.method_summary
     of headline_table."""
-    from analysis_lib.plots import method_summary
+    from analysis_lib.presentation.plots import method_summary
 
     table = headline_table(profile, store or ResultsStore())
     return method_summary(table[table.group == "all"])

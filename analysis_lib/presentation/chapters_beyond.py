@@ -82,7 +82,7 @@ def gbdt_calibration_table(runs: list[Run]) -> pd.DataFrame:
 
 def universe_datasets(cfg: dict, universes: list[str]) -> dict[str, Path]:
     """The profile's dataset in each universe, built (resumably) where it does not exist yet."""
-    from analysis_lib.build import ensure_dataset
+    from analysis_lib.dataset.build import ensure_dataset
     from analysis_lib.models.transfer import universe_config
 
     return {u: Path(ensure_dataset(universe_config(cfg, u))) for u in universes}

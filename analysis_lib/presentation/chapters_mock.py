@@ -153,9 +153,9 @@ def stellar_population_checks(galaxies: list) -> pd.DataFrame:
 
 def instrument_showcase(cfg: dict, galaxy_id: int, projection: str = "x"):
     """One galaxy seen by every instrument of instruments.yaml (figure), from its particles."""
-    from analysis_lib.build import make_source
+    from analysis_lib.dataset.build import make_source
     from analysis_lib.observe.showcase import instrument_panels, plot_instruments
-    from analysis_lib.report import source_label
+    from analysis_lib.presentation.report import source_label
 
     galaxy = make_source(cfg).load(int(galaxy_id))
     records = instrument_panels(galaxy, cfg, projection)
@@ -172,7 +172,7 @@ def coverage_test(profile: str, n_galaxies: int, instrument: str = "manga_like",
     per-row ratio of coverage (fine / coarse particles) should be near 1, and adding coverage
     to a fit of log M* on M_r should not lower its scatter.
     """
-    from analysis_lib.build import ensure_dataset
+    from analysis_lib.dataset.build import ensure_dataset
     from analysis_lib.observe.coverage_check import coverage_check
     from analysis_lib.paths import DATASETS_DIR
 

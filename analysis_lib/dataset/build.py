@@ -8,7 +8,7 @@ Back ends (issue 15): only *how galaxies are mapped to workers* differs, the res
 resumption, lock, failure record, progress) is this module's, once. The default is a local
 process pool (`data.workers`), with no set-up; its workers write their own shards. With a
 scheduler (`data.scheduler` or `dataset --scheduler`), galaxies go to a Dask cluster
-(analysis_lib.cluster), whose workers return the arrays and the client writes the shards, so
+(analysis_lib.dataset.cluster), whose workers return the arrays and the client writes the shards, so
 workers need not share the client's disk. Either way the file is the same, and a build
 interrupted on one back end resumes on the other.
 
@@ -198,7 +198,7 @@ def build_dataset(cfg: dict, out: str | Path, source_options: dict | None = None
     an address ('tcp://host:8786') or a scheduler file of a running cluster. The workers
     return each galaxy's arrays and this process writes the shards and the file, so workers
     need not share its disk (TNG cutouts, though, must be readable by them at the same path).
-    The file is the same with either back end (see analysis_lib.cluster). A build stopped
+    The file is the same with either back end (see analysis_lib.dataset.cluster). A build stopped
     part-way (Ctrl-C, a killed run, a lost cluster) keeps its finished galaxies' shards: the
     same call resumes, on either back end.
     """
@@ -207,7 +207,7 @@ def build_dataset(cfg: dict, out: str | Path, source_options: dict | None = None
     if scheduler is None:
         scheduler = cfg["data"].get("scheduler")
     if scheduler is not None:
-        from analysis_lib.cluster import check_scheduler
+        from analysis_lib.dataset.cluster import check_scheduler
 
         check_scheduler(scheduler)
     check_output(out, force)
@@ -244,7 +244,7 @@ def _backend(cfg: dict, source_options: dict, out: Path, key: str, workers: int 
              scheduler: str | None):
     """The context manager that maps galaxies for this build: local pool or Dask."""
     if scheduler is not None:
-        from analysis_lib.cluster import dask_backend
+        from analysis_lib.dataset.cluster import dask_backend
 
         return dask_backend(scheduler, cfg, source_options, out, key)
     n_workers = resolve_workers(workers if workers is not None else cfg["data"]["workers"])
@@ -393,14 +393,14 @@ def _record(failures: dict, path: Path, galaxy_id: int, err: str | None, source=
 
 # The code that decides a dataset's content: a change here makes stored datasets (and shards
 # of an interrupted build) stale, just as a change of their settings does.
-PHYSICS_CODE = ("sources", "observe", "particles.py", "dataset.py", "rng.py")
+PHYSICS_CODE = ("sources", "observe", "particles.py", "dataset/schema.py", "rng.py")
 
 
 def physics_code_hash() -> str:
     """Hash of the source files that turn particles into a dataset (see PHYSICS_CODE)."""
     import hashlib
 
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent  # analysis_lib/
     files = []
     for name in PHYSICS_CODE:
         path = root / name
