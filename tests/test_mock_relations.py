@@ -99,6 +99,38 @@ def test_zahid16_is_the_broken_power_law_with_its_break():
     assert (ls[2] - ls[1]) / 0.5 == pytest.approx(0.293)
 
 
+def test_moustakas13_quiescent_fraction_is_the_published_count_ratio():
+    """Moustakas+2013 SDSS bins (authors' data file): ngalQ / ngal at the bin centres."""
+    for log_m, n_q, n_all in ((9.5, 316, 2106), (10.5, 4460, 10901), (11.0, 8646, 13361),
+                              (11.5, 1258, 1398)):
+        assert rel.moustakas13_quiescent_fraction(10**log_m) == pytest.approx(n_q / n_all,
+                                                                              abs=1e-9)
+    f = rel.moustakas13_quiescent_fraction(10 ** np.linspace(9.8, 11.6, 19))
+    assert np.all(np.diff(f) > 0)  # rises monotonically over the well-populated range
+    # the unverified Peng+2010 mass term lies above it at every mass between 10^10 and 10^11.5
+    m = 10 ** np.linspace(10.0, 11.5, 16)
+    assert np.all(rel.peng10_quenched_fraction(m) > rel.moustakas13_quiescent_fraction(m))
+
+
+def test_bell03_ml_is_shifted_from_diet_salpeter_to_chabrier():
+    """-0.093 dex = +0.15 (diet Salpeter -> Salpeter, Bell+2003) - log10(1.75) (Salpeter ->
+    Chabrier, Gallazzi+2008), both as quoted in moustakas/impro im_convert_imf.pro."""
+    gr = np.array([0.3, 0.6, 0.9])
+    shift = rel.bell03_log_ml_r(gr) - (-0.306 + 1.097 * gr)
+    assert np.allclose(shift, 0.15 - np.log10(1.75), atol=5e-4)
+
+
+def test_atlas3d_hi_detection_rate_is_the_serra12_count_within_the_abstracts_range():
+    """53 of the 166 ATLAS3D galaxies observed in HI are detected (Serra+2012 Table B1); the
+    abstract's ~10 % (Virgo) and ~40 % (outside Virgo) bracket the whole-sample rate."""
+    assert rel.ATLAS3D_HI_DETECTED == pytest.approx(53 / 166)
+    assert 0.10 < rel.ATLAS3D_HI_DETECTED < 0.40
+    # detected H2 reservoirs: Young+2014 (abstract) 'up to M(H2)/M* ~ 0.01' for massive red
+    # early types, i.e. log -2 lies within the drawn distribution's upper half
+    mean, sd = rel.ATLAS3D_H2_LOG_FRACTION
+    assert mean < -2.0 < mean + sd
+
+
 def test_heavy_imf_uses_the_checked_posacki15_coefficients():
     """galaxy.imf_alpha must use the Posacki+2015 coefficients recorded (and checked) here,
     moved from Salpeter to Chabrier with the recorded mass factor, floored at 1."""

@@ -54,7 +54,42 @@ def peng10_quenched_fraction(m_star: np.ndarray) -> np.ndarray:
     # which returns only the abstract, bzpeer copy, and Baldry+2006's related fits), `code`
     # (red-fraction fitting function), find_string 'p2 = 10.56', '10**10.56',
     # 'Peng et al. (2010)', 'Peng et al. 2010, eq', 'mass quenching efficiency': no copy.
+    # Searched again (helper H10, issue 12): find_string '10^10.56', '10^{10.56}', 'Peng et
+    # al. (2010' (only unrelated uses); `code` for the fit with p1 = 1.84, p3 = 0.60; `pages`
+    # for 'epsilon_m = 1 - exp(-(m/p2)^p4)', the ar5iv text of arXiv:1003.4747 and for papers
+    # re-fitting the same form (zCOSMOS 20k, Kovac+2014): only abstracts; `docs`: none.
+    # A verified alternative is moustakas13_quiescent_fraction below (SDSS, Chabrier); it is
+    # lower than this curve by 0.1-0.25 (0.41 vs 0.59 at 10^10.5, 0.65 vs 0.89 at 10^11).
+    # Switching the mock to it needs a change in population.py / validation.py (not done here).
     return 1.0 - np.exp(-((m / 10**10.56) ** 0.80))
+
+
+# Moustakas et al. (2013, ApJ 767, 50), SDSS-GALEX part (0.01 < z < 0.20), Chabrier IMF,
+# h = 0.7: numbers of all and of quiescent galaxies in 0.1-dex bins of log M*. Verified: the
+# author's own data file (header 'J. Moustakas et al. 2013, ApJ, 767, 50 ... Chabrier (2003)
+# IMF from 0.1-100 Msun') as kept in sylviaploeckinger/velociraptor-comparison-data,
+# data/GalaxyStellarMassPassiveFraction/raw/Moustakas2013.txt (commit 4c3ac91), whose converter
+# (conversion/convertMoustakas2013.py) takes ngalQ / ngal as the passive fraction, as here.
+# These are counts in a flux-limited sample (not 1/Vmax-weighted); bins with >= 200 galaxies.
+_MOUSTAKAS13_LOGM = np.round(np.arange(9.0, 11.75, 0.1), 2)
+_MOUSTAKAS13_NGAL = np.array([1040, 1239, 1397, 1594, 1874, 2106, 2465, 2820, 3434, 3971, 4667,
+                              5631, 6601, 8096, 9341, 10901, 12177, 13594, 14172, 14148, 13361,
+                              11592, 8682, 5717, 3119, 1398, 535, 201])
+_MOUSTAKAS13_NQ = np.array([186, 209, 235, 266, 280, 316, 386, 435, 548, 716, 957, 1384, 1855,
+                            2673, 3510, 4460, 5471, 6593, 7592, 8319, 8646, 8286, 6764, 4781,
+                            2728, 1258, 492, 189])
+
+
+def moustakas13_quiescent_fraction(m_star: np.ndarray) -> np.ndarray:
+    """Quiescent fraction of SDSS galaxies (centrals and satellites) at M* (Msun, Chabrier).
+
+    Moustakas et al. (2013) classify galaxies as quiescent or star-forming by their SED-fitted
+    SFR; the fraction is their ngalQ / ngal, interpolated in log M* (end values kept outside
+    10^9.0-10^11.7). Why: unlike the Peng+2010 fit above it is checked against the authors'
+    own numbers, so it can replace or bound the mock's quenched fraction.
+    """
+    frac = _MOUSTAKAS13_NQ / _MOUSTAKAS13_NGAL
+    return np.interp(np.log10(np.asarray(m_star, dtype=float)), _MOUSTAKAS13_LOGM, frac)
 
 
 def shen03_size(m_star: np.ndarray, early: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +171,10 @@ def shen03_mass_size(m_star: np.ndarray, early: np.ndarray) -> tuple[np.ndarray,
 # 0.74 kpc softening, which puffs up the inner kpc. The scatter (0.15 dex) is also our
 # reading, not a published number. Searched again (helper H9): the public comparison-data
 # repository sylviaploeckinger/velociraptor-comparison-data lists size data only for EAGLE,
-# GAMA (Lange+2015), vdW+2014, Mosleh+2020 and Trujillo+2020, no TNG100 sizes.
+# GAMA (Lange+2015), vdW+2014, Mosleh+2020 and Trujillo+2020, no TNG100 sizes. Searched again
+# (helper H10): find_string 'Genel et al. (2018)' (no hit); D. Nelson's TNG analysis code
+# (dnelson/temet, temet/plot/driversSizes.py and temet/load/data.py) holds only observed size
+# relations, not TNG100 medians. Still NOT verified; used only by the tng_like universe.
 _TNG100_LOGM = np.array([10.0, 10.5, 11.0, 11.5])
 _TNG100_LOG_RE_SF = np.array([0.55, 0.65, 0.80, 1.00])
 _TNG100_LOG_RE_Q = np.array([0.30, 0.40, 0.60, 0.90])
@@ -291,21 +329,34 @@ def wang16_hi_radius_kpc(m_hi: np.ndarray) -> np.ndarray:
 # MNRAS 414, 940; ATLAS3D IV): 'The overall CO detection rate is 56/259 = 0.22 +- 0.03' (copies:
 # CDS ReadMe J/MNRAS/414/940, Oxford ORA record, pages corpus).
 ATLAS3D_H2_DETECTED = 0.22
-# Detected-H2 fraction: NOT verified - an approximate reading of Young+2011's M_H2 range
-# (10^7.1-10^9.3 at M* 1e10-11.5; their table is not in the corpora). For comparison, the
-# abstract of Young et al. (2014, ATLAS3D XXVII; Hertfordshire research-profile copy) says
-# massive (> 5e10 Msun) red-sequence early types have H2 masses 'up to M(H2)/M* ~ 0.01' and HI
-# 'up to M(HI)/M* ~ 0.06'; with mean -2.5 and 0.5 dex scatter, 16 % of detected mock early types
-# exceed log M_H2/M* = -2.0 (the draw is not tuned to this).
-ATLAS3D_H2_LOG_FRACTION = (-2.5, 0.5)  # detected: log M_H2/M*, mean and scatter
-# HI detection rate: NOT verified. The abstract of Serra et al. (2012, MNRAS 422, 1835; ATLAS3D
-# XIII; ar5iv 1111.4241 and bzpeer copies) gives HI in ~40 % of the early types outside Virgo
-# and ~10 % inside (166 galaxies, M_HI down to ~10^7 Msun, up to 5e9 Msun); the whole-sample
-# rate 0.34 lies between and is as previously recalled, not read from the paper.
-ATLAS3D_HI_DETECTED = 0.34
-# Detected-HI fraction: NOT verified (approximate reading; the abstract's mass range 1e7-5e9 Msun
-# is verified).
-ATLAS3D_HI_LOG_FRACTION = (-2.0, 0.6)  # detected: log M_HI/M*, mean and scatter
+# Detected-H2 and -HI fractions and the HI detection rate: REPLACED (helper H10, issue 12) by
+# values computed from the published ATLAS3D tables, as distributed by the ATLAS3D project and
+# kept in voxastro/ifu-visualiser, preparation/atlas3d/ (commit 6a65846):
+#   Young2011_Atlas3D_Paper4_Table1.txt (log M(H2), '=' detections, '<' upper limits),
+#   Serra2012_Atlas3D_Paper13_TableB1.txt (log M(HI); '...' = not observed),
+#   Cappellari2013a_Atlas3D_Paper15_Table1.txt (col. 15, log L_r) and
+#   Cappellari2013b_Atlas3D_Paper20_Table1.txt (col. 5, log (M/L)_Salp, r band).
+# M* = L_r (M/L)_Salp x 0.61 (Salpeter -> Chabrier, MD14_CHABRIER_OVER_SALPETER_MASS below).
+# Detected galaxies with both tables (H2: 55 of 258, cf. the abstract's 56/259; HI: 53 of the
+# 166 observed): log M_H2/M* mean -2.14, median -2.16, standard deviation 0.83 (16th-84th
+# percentiles -2.95 / -1.24); log M_HI/M* mean -2.08, median -1.94, s.d. 0.98. With M* from
+# Cappellari's dynamically derived (M/L)_stars (col. 4) instead, the means are -2.30 and -2.22.
+# The mock draws a normal in log M_gas/M*: its mean is the table's mean and its width is the
+# one that also gives the table's mean LINEAR fraction (M_H2/M* 0.0332, M_HI/M* 0.0572), i.e.
+# sigma^2 = (log10 <f> - <log f>) / (ln 10 / 2): 0.76 (H2) and 0.86 (HI). (A normal with the
+# plain s.d. would overstate the mean gas mass of detected early types 1.4x (H2) and 1.9x (HI),
+# because the HI distribution is skewed to low fractions; with it, the mean gas fraction of
+# early types was 0.22 of the late types' in the 3000-galaxy population test, against < 0.2
+# required by tests/test_mock_population.py.)
+# The previous values (-2.5, 0.5), (-2.0, 0.6) and a 0.34 detection rate were recalled, not
+# read; this change makes detected mock early types ~0.35 dex more H2-rich and widens both
+# distributions. The fraction is drawn independent of M* (the H2 detections span log M* 9.65-
+# 10.80, 16th-84th percentiles).
+ATLAS3D_H2_LOG_FRACTION = (-2.14, 0.76)  # detected: log M_H2/M*, mean and scatter
+# HI detection rate: 53 / 166 = 0.32 of the ATLAS3D galaxies observed in HI (Serra+2012 Table
+# B1, as above); the abstract's ~40 % outside Virgo and ~10 % inside bracket it.
+ATLAS3D_HI_DETECTED = 53 / 166
+ATLAS3D_HI_LOG_FRACTION = (-2.08, 0.86)  # detected: log M_HI/M*, mean and scatter
 # Lower star-formation efficiency of molecular-gas-rich early types than of spirals on the
 # Kennicutt-Schmidt relation: 'by a factor of ~2.5' - verified against the abstract of Davis et
 # al. (2014, MNRAS 444, 3427; ATLAS3D XXVIII; Cardiff ORCA, Macquarie and bzpeer copies). The
@@ -341,7 +392,8 @@ def zahid16_log_sigma(m_star: np.ndarray) -> np.ndarray:
     # log sigma is <= 0.006 dex over 10^9.5-10^12. (A second public code quotes 'Zahid et al.
     # 2016 Eq 5 and Table 1': log sigma = 2.2969 + 0.299 log(M*/1e11), a single power law
     # for M* > 10^10.3; at 10^11 our relation gives 2.073 + 0.293 x 0.74 = 2.290, 0.007 dex
-    # below it.)
+    # below it.) Searched again (helper H10): find_string 'Zahid', `code` for the broken power
+    # law with 2.073 / 0.293, `pages` for ar5iv 1607.04275 (abstract only): no further copy.
     lm = np.log10(np.asarray(m_star, dtype=float))
     lb = 10.26
     slope = np.where(lm < lb, 0.403, 0.293)
@@ -351,14 +403,21 @@ def zahid16_log_sigma(m_star: np.ndarray) -> np.ndarray:
 def bell03_log_ml_r(g_minus_r: np.ndarray, kroupa_offset_dex: float = -0.093) -> np.ndarray:
     """Bell+2003 (ApJS 149, 289) log(M*/L_r) = -0.306 + 1.097 (g - r), diet Salpeter IMF.
 
-    Shifted by -0.093 dex to a Kroupa IMF (Bell+2003 sec. 2.4 gives -0.15 dex for Kroupa
-    relative to their diet Salpeter; -0.093 is the commonly used Chabrier/Kroupa shift of
-    Gallazzi+2008). SDSS g, r; the mock's LSST g - r differs by a few hundredths of a mag.
+    Shifted by -0.093 dex from diet Salpeter to a Chabrier IMF (the mock's; the argument keeps
+    its historical name): diet Salpeter = Salpeter - 0.15 dex (Bell+2003) and Chabrier =
+    Salpeter - log10(1.75) = -0.243 dex (Gallazzi+2008, end of Sec. 3.2), so -0.093. For a
+    Kroupa IMF Bell+2003 sec. 2.4 gives -0.15 dex instead. SDSS g, r; the mock's LSST g - r
+    differs by a few hundredths of a mag.
     """
     # -0.306 and 1.097 (Bell+2003 Table 7, g - r, r band): verified against several public
     # codes citing 'Bell et al. 2003, Table in the appendix' (find_string '-0.306 + 1.097');
     # one of them applies '-0.15 # convert to Kroupa (2002) IMF', as Bell's text says.
-    # NOT verified: the -0.093 dex Chabrier shift attributed to Gallazzi+2008.
+    # -0.093 (diet Salpeter -> Chabrier) verified (helper H10, issue 12) against J. Moustakas'
+    # public IDL library moustakas/impro, pro/synthesis/im_convert_imf.pro (commit 96fc0a5):
+    # 'Chabrier (2003) - See end of Section 3.2 in Gallazzi et al. (2008)', factor =
+    # alog10(1.75) to Salpeter, and 'Diet Salpeter - See Bell et al. (2003)', factor = +0.15;
+    # 0.15 - log10(1.75) = -0.0930. (Derived from the two quoted factors; Gallazzi+2008's text
+    # itself is not in the corpora.)
     return -0.306 + 1.097 * np.asarray(g_minus_r, dtype=float) + kroupa_offset_dex
 
 
@@ -378,11 +437,13 @@ POSACKI15_IMF_SLOPE = 0.38
 POSACKI15_IMF_INTERCEPT = -0.06
 # Stellar mass of a Chabrier IMF over that of a Salpeter IMF at fixed light, used to move
 # Posacki's alpha onto the mock's Chabrier SSPs (galaxy.SALPETER_OVER_CHABRIER_DEX).
-# NOT verified: 0.61 is the factor as recalled from Madau & Dickinson (2014, ARA&A 52, 415);
-# the corpora hold only that review's abstract and title pages (pages: 'Madau Dickinson
-# Salpeter Chabrier 0.61'; code: 'convert stellar mass Salpeter to Chabrier 0.61'; find_string
-# '1/0.61'). For scale: log(1/0.61) = 0.215 dex, against 0.15 dex for Kroupa quoted from Bell
-# et al. (2003) in bell03_log_ml_r above.
+# 0.61 (Madau & Dickinson 2014, ARA&A 52, 415): verified (helper H10, issue 12) against D.
+# Nelson's public TNG analysis code, dnelson/temet, temet/load/data.py: 'fac_from_Salpeter_to_
+# Chabrier = 0.61  # 0.66 for Kroupa' and, for the log form, '0.22 is multiplicative correction
+# factor of 0.61 ... see https://ned.ipac.caltech.edu/level5/March14/Madau/Madau3.html' (the
+# NED copy of the review's Sec. 3). The review's own text is not in the corpora. Other published
+# factors differ: 1/1.75 = 0.571 (Gallazzi+2008, as quoted in bell03_log_ml_r above) and 0.606
+# (Furlong+2015, velociraptor-comparison-data cosmology.py); log(1/0.61) = 0.215 dex.
 MD14_CHABRIER_OVER_SALPETER_MASS = 0.61
 
 
@@ -402,8 +463,10 @@ LOVELL18_FDM_SCATTER = 0.10
 # helper H9: `pages` for the title and 'f_DM half-mass radius stellar mass median' - only the
 # abstract, arXiv / MIT dspace / pith copies; `code` for TNG dark-matter-fraction data files -
 # only observational compilations, e.g. a TangoSIDM repository with ATLAS3D/SPARC/SLACS tables,
-# and no TNG curve). Its shape
-# follows the verified abstract (>~0.5 everywhere, minimum at MW mass ~10^10.5-10^10.8); the
+# and no TNG curve; helper H10: find_string 'Lovell et al. (2018)' - two hits, a JavaScript
+# table of invented-looking 'TNG100_gal001...' entries and a bare reference, no curve; dnelson/
+# temet holds no f_DM(<r_half) curve). Its shape follows the verified abstract (>~0.5
+# everywhere, minimum at MW mass ~10^10.5-10^10.8); the
 # levels are uncertain by ~0.05-0.1. Used only to draw the reference curve and to measure
 # the tng_like universe's distance from it; never to set a knob.
 LOVELL18_LOGM = np.array([10.0, 10.25, 10.5, 10.75, 11.0, 11.25, 11.5])
@@ -448,3 +511,15 @@ def gallazzi05_log_age(m_star: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return (np.interp(lm, GALLAZZI05_AGE_LOGM, GALLAZZI05_LOG_AGE_P16),
             np.interp(lm, GALLAZZI05_AGE_LOGM, GALLAZZI05_LOG_AGE_P50),
             np.interp(lm, GALLAZZI05_AGE_LOGM, GALLAZZI05_LOG_AGE_P84))
+
+
+# SDSS red-sequence g - r against stellar mass (issue 12, 'within 0.05 mag of SDSS'): no
+# relation could be verified, so none is given here. Searched by helper H10: `pages` (ar5iv /
+# arxiv-vanity copies of Baldry+2004/2006 - u - r only -, Trayford+2015 (arXiv:1504.04374),
+# Nelson+2018 (arXiv:1707.03395), Taylor+2015 GAMA (g - i), Zu & Mandelbaum 2016 (arXiv:
+# 1509.06758): only abstracts or opening sections come back); `code` (red-sequence colour-mass
+# fits; dnelson/temet fits the SDSS colour-mass plane at run time and stores no numbers);
+# find_string ('red sequence (g-r)', 'color-mass relation', '/10.5)**0.6'). The last finds a
+# red/blue DIVIDER 0.8 (log M* / 10.5)^0.6 in several copies of Y. Zu's iHOD code without a
+# citation in the file (Zu & Mandelbaum 2016 use it for ^0.1(g - r), M* in Msun/h^2): a cut,
+# not the ridge of the red sequence, and in z = 0.1-shifted bands.
