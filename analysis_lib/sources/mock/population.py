@@ -5,7 +5,7 @@ Recipe (defaults; knobs in cfg['mock']):
    between 10^11.2 Msun (well below where Moster's median reaches M* = 1e10) and
    cfg['data']['max_halo_mass'].
 2. Stellar mass from the Moster+2013 SHMR with log-normal scatter (cfg['mock']['shmr_scatter_dex']).
-3. Early (quenched) or late type with the Peng+2010 mass-quenching probability.
+3. Early (quenched) or late type with the SDSS quiescent fraction of Moustakas+2013.
 4. Structure: bulge-to-total from type-dependent distributions that overlap (red discs and blue
    bulges at observed rates, see draw_bulge_to_total); projected half-mass radius from the
    size-mass relation (Shen+2003 default; its early/late split is by structure, B/T >= 0.5
@@ -152,13 +152,13 @@ def draw_bulge_to_total(rng: np.random.Generator, log_ms: np.ndarray, early: np.
     fraction p_b of them is bulge-dominated, B/T ~ U(0.5, 0.8) (the disc that remains keeps
     forming stars: Schawinski+2009's blue early types), with p_b chosen so that blue ones are
     5.7 % of all bulge-dominated galaxies at each mass: p_b (1 - f_q) = 0.057 / 0.943 x f_q
-    (1 - f_rd (1 - p_slow)), the quenched bulge-dominated ones, at the Peng+2010 quenched
+    (1 - f_rd (1 - p_slow)), the quenched bulge-dominated ones, at the Moustakas+2013 quiescent
     fraction f_q, capped at BLUE_BULGY_MAX. Quenched: slow rotators B/T = 1; of the others a
     fraction RED_DISC_FRACTION are red discs, B/T ~ U(0.1, 0.5) (Sa-Sb-like), the rest
     B/T ~ U(0.5, 1).
     """
     n = len(log_ms)
-    f_q = np.clip(rel.peng10_quenched_fraction(10**log_ms), 1e-3, 1 - 1e-3)
+    f_q = np.clip(rel.moustakas13_quiescent_fraction(10**log_ms), 1e-3, 1 - 1e-3)
     red_bulgy = f_q * (1 - RED_DISC_FRACTION * (1 - p_slow))
     p_bulgy = np.minimum(BLUE_EARLY_TYPE_FRACTION / (1 - BLUE_EARLY_TYPE_FRACTION) * red_bulgy
                          / (1 - f_q), BLUE_BULGY_MAX)
@@ -179,7 +179,7 @@ def _draw_batch(rng: np.random.Generator, n: int, mcfg: dict, dcfg: dict,
         raise ValueError(f"mock.shmr '{mcfg['shmr']}' unknown (have: moster13)")
     log_ms = np.log10(rel.moster13_mstar(m200)) + rng.normal(0, mcfg["shmr_scatter_dex"], n)
     m_star = 10**log_ms
-    early = rng.uniform(size=n) < rel.peng10_quenched_fraction(m_star)
+    early = rng.uniform(size=n) < rel.moustakas13_quiescent_fraction(m_star)
     # ATLAS3D-like: slow rotators become common above ~2e11 Msun (logistic, our choice)
     p_slow = 0.05 + 0.9 / (1 + np.exp(-(log_ms - 11.4) / 0.15))
     slow = early & (rng.uniform(size=n) < p_slow)

@@ -121,8 +121,8 @@ def relation_table(population: pd.DataFrame, summary: pd.DataFrame | None = None
         sel = idx == k
         if sel.sum() >= 5:
             frac.append(pop.loc[sel, "early"].mean())
-            pred.append(rel.peng10_quenched_fraction(10 ** (0.5 * (bins[k - 1] + bins[k]))))
-    add("quenched fraction (Peng+2010)", np.array(frac) - np.array(pred), np.nan,
+            pred.append(rel.moustakas13_quiescent_fraction(10 ** (0.5 * (bins[k - 1] + bins[k]))))
+    add("quenched fraction (Moustakas+2013)", np.array(frac) - np.array(pred), np.nan,
         "per 0.3-dex mass bin: fraction difference, not dex", n=len(frac))
     if summary is not None and len(summary):
         s = summary
@@ -320,7 +320,7 @@ def relation_figures(population: pd.DataFrame, summary: pd.DataFrame | None = No
     fq = [pop.loc[idx == k, "early"].mean() if (idx == k).sum() else np.nan
           for k in range(1, len(bins))]
     ax.plot(centres, fq, "o", label="mock")
-    ax.plot(centres, rel.peng10_quenched_fraction(10**centres), "k-", label="Peng+2010")
+    ax.plot(centres, rel.moustakas13_quiescent_fraction(10**centres), "k-", label="Moustakas+2013 (SDSS)")
     ax.set_xlabel(r"log$_{10}$ M$_*$ [M$_\odot$]")
     ax.set_ylabel("quenched (early-type) fraction")
     ax.legend()
@@ -601,7 +601,7 @@ def universe_relation_figure(populations: dict[str, pd.DataFrame],
 
     Panels from the population tables (no particles needed): SHMR (Moster+2013), half-mass
     sizes of early and late types (Shen+2003 converted with Szomoru+2013; Shen's half-light
-    curve and the approximate TNG100 one dashed/dotted), quenched fraction (Peng+2010), HI
+    curve and the approximate TNG100 one dashed/dotted), quenched fraction (Moustakas+2013), HI
     (xGASS) and H2 (xCOLD GASS main sequence) fractions of late types, stellar (Gallazzi+2005)
     and gas-phase (Curti+2020) metallicity. With `summaries` (validation.summarise_galaxies of
     built galaxies, per universe), also sigma_e-M* (Zahid+2016), V80-M* (Reyes+2011) and
@@ -636,7 +636,7 @@ def universe_relation_figure(populations: dict[str, pd.DataFrame],
         ax.plot(lm, np.log10(rel.shen03_size(ms, e)[0]), "k--", lw=1, label="Shen+2003 light")
         ax.plot(lm, np.log10(rel.tng100_size(ms, e)[0]), "k:", lw=1,
                 label="TNG100 (approximate)")
-    axes[3].plot(lm, rel.peng10_quenched_fraction(ms), "k-", lw=2, label="Peng+2010")
+    axes[3].plot(lm, rel.moustakas13_quiescent_fraction(ms), "k-", lw=2, label="Moustakas+2013 (SDSS)")
     axes[4].plot(lm, rel.xgass_log_hi_fraction(ms), "k-", lw=2, label="xGASS (all galaxies)")
     axes[5].plot(lm, rel.xcoldgass_log_h2_fraction(ms), "k-", lw=2,
                  label="xCOLD GASS (main sequence)")
