@@ -7,7 +7,6 @@ back to the parameters that made it.
 from __future__ import annotations
 
 import copy
-import json
 from importlib import resources
 from typing import Any
 
@@ -96,6 +95,35 @@ def _nest(dotted: dict[str, Any]) -> dict:
     return out
 
 
+def default_setting(key: str) -> Any:
+    """A setting's value in the `defaults` section of profiles.yaml, by dotted key.
+
+    Why: presentation code that has no run configuration at hand (a figure of a dataset saved
+    without one) reads the project's default here instead of repeating the number.
+
+    Parameters
+    ----------
+    key : str
+        Dotted setting name, e.g. ``"observe.fov_rhalf"``.
+
+    Returns
+    -------
+    Any
+        The default value.
+
+    Raises
+    ------
+    ConfigError
+        When profiles.yaml's defaults have no such setting.
+    """
+    value: Any = _profiles_data()["defaults"]
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ConfigError(f"profiles.yaml: no default setting '{key}'")
+        value = value[part]
+    return value
+
+
 def load_config(profile: str = "quick",
                 overrides: dict[str, Any] | list[str] | None = None) -> dict:
     """Defaults, profile, universe knobs, instrument, then overrides.
@@ -152,7 +180,6 @@ def store_label(cfg: dict) -> str:
 
 def config_hash(cfg: dict) -> str:
     """Short stable hash of a (sub)configuration, to name results and caches."""
-    import hashlib
+    from analysis_lib.io import short_hash
 
-    blob = json.dumps(cfg, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+    return short_hash(cfg, 12)

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 try:  # POSIX; elsewhere locks degrade to no-ops (the project runs on Linux and macOS)
@@ -39,10 +39,88 @@ class OutputBusyError(RuntimeError):
     """Another live run holds the lock of an output; the message names it."""
 
 
-def short_hash(obj, n: int = 12) -> str:
-    """Stable short SHA-256 of a JSON-able object (keys sorted)."""
+# --------------------------------------------------------------------------- short hashes
+# Names of caches, datasets and store entries carry a short hash of what they depend on. The
+# two helpers below are the only places that cut a digest: a key computed twice must come out
+# the same, and a length changed in one caller would orphan every stored entry of that key.
+
+
+def short_digest(chunks: Iterable[bytes], n: int = 12, algorithm: str = "sha256") -> str:
+    """The first `n` hex digits of the digest of `chunks`, fed in order.
+
+    Why: some keys hash file contents or arrays (streamed, never one JSON blob); they share
+    the truncation rule with `short_hash`.
+
+    Parameters
+    ----------
+    chunks : iterable of bytes
+        The data, in order (equivalent to hashing their concatenation).
+    n : int
+        Hex digits kept.
+    algorithm : str
+        A `hashlib` algorithm name; callers keep the one their stored keys were made with.
+
+    Returns
+    -------
+    str
+        ``n`` lower-case hex digits.
+    """
+    digest = hashlib.new(algorithm)
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()[:n]
+
+
+def short_hash(obj, n: int = 12, algorithm: str = "sha256") -> str:
+    """Stable short hash of a JSON-able object (keys sorted, unknown types as `str`).
+
+    Parameters
+    ----------
+    obj : object
+        Anything `json.dumps` can write with ``default=str``.
+    n : int
+        Hex digits kept.
+    algorithm : str
+        A `hashlib` algorithm name.
+
+    Returns
+    -------
+    str
+        ``n`` lower-case hex digits.
+    """
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:n]
+    return short_digest([blob], n, algorithm)
+
+
+def file_chunks(path: str | Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """The bytes of a file in pieces of `size`, for `short_digest` of a large file."""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
+
+
+# --------------------------------------------------------------------------- progress bars
+
+
+def tqdm_options(progress: bool) -> dict:
+    """Keyword arguments for `tqdm` that honour both the caller's wish and TQDM_DISABLE.
+
+    Why: an explicit ``disable=False`` overrides tqdm's TQDM_DISABLE environment variable,
+    which `analysis_lib.presentation.publish` sets for the notebook kernels so that no
+    progress bar (an ipywidget in a kernel) lands in the book. Passing ``disable`` only to
+    switch a bar off keeps that one switch working; on the command line bars show as before.
+
+    Parameters
+    ----------
+    progress : bool
+        False: no bar whatever the environment says.
+
+    Returns
+    -------
+    dict
+        ``{}`` or ``{"disable": True}``, to be splatted into ``tqdm(...)``.
+    """
+    return {} if progress else {"disable": True}
 
 
 # --------------------------------------------------------------------------- temporary files
@@ -83,6 +161,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write bytes atomically (unique temporary file, then rename)."""
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
@@ -129,6 +208,7 @@ _HELD_GUARD = threading.Lock()
 
 
 def lock_path(output: str | Path) -> Path:
+    """The lock file of an output, `<output>.lock`, beside it (see `output_lock`)."""
     output = Path(output)
     return output.with_name(output.name + ".lock")
 

@@ -149,3 +149,29 @@ def test_snapshot_counts_variant_runs_and_nested_datasets(tmp_path):
     (datasets / "coverage" / "quick_manga_like.h5").write_text("")
     after = results_snapshot("quick", results, datasets)
     assert changed_results(before, after) == 3  # quick, quick+manga_like, the nested dataset
+
+
+# --------------------------------------------------------------------------- progress bars
+
+_BAR = ("import sys\nfrom tqdm.auto import tqdm\nfrom analysis_lib.io import tqdm_options\n"
+        "for _ in tqdm(range(3), desc='probe', file=sys.stderr, **tqdm_options(True)): pass\n")
+
+
+def _bar_output(env_extra: dict) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"} | env_extra
+    proc = subprocess.run([sys.executable, "-c", _BAR], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def test_library_bars_show_on_the_cli_and_not_in_book_kernels():
+    """Why: the book's kernels get TQDM_DISABLE (publish.KERNEL_ENV) and a bar asked for by
+    library code (progress=True) must still honour it, while the CLI keeps its bars."""
+    assert book.KERNEL_ENV["TQDM_DISABLE"] == "1"
+    assert "probe" in _bar_output({})
+    assert "probe" not in _bar_output({"TQDM_DISABLE": book.KERNEL_ENV["TQDM_DISABLE"]})

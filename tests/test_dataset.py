@@ -78,3 +78,20 @@ def test_only_files_of_this_project_count_as_datasets(tmp_path, synthetic_datase
     text.write_text("notes")
     assert not is_project_dataset(other) and not is_project_dataset(text)
     assert not is_project_dataset(tmp_path) and not is_project_dataset(tmp_path / "none.h5")
+
+
+def test_short_hashes_keep_the_keys_already_stored():
+    """Why: stored datasets, caches and runs are named by these hashes; moving their code into
+    analysis_lib.io must not rename them (same algorithm, input bytes and length)."""
+    import hashlib
+    import json
+
+    from analysis_lib.config import config_hash
+    from analysis_lib.io import short_digest, short_hash
+
+    entries = [("cutout_1.hdf5", 120, 17), ("cutout_2.hdf5", 3, 4)]
+    assert short_hash(entries, 16) == hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+    cfg = {"b": 1, "a": {"d": [1, 2], "c": None}}
+    blob = json.dumps(cfg, sort_keys=True, default=str).encode()
+    assert config_hash(cfg) == hashlib.sha256(blob).hexdigest()[:12]
+    assert short_digest([b"ab", b"c"], 12, "sha1") == hashlib.sha1(b"abc").hexdigest()[:12]

@@ -234,3 +234,29 @@ def test_summary_figure_shows_every_method_beside_the_paper(tmp_path):
     plt.close(fig)
     with pytest.raises(ValueError, match="empty"):
         disc.summary_figure(PROFILE, ResultsStore(tmp_path / "empty"))
+
+
+def test_findings_name_experiments_that_exist_and_fit_the_claim():
+    """Why: findings pick their runs from the experiment files (not hard-coded names); each
+    pick must exist and read/predict what the sentence says."""
+    cnn, gbdt = load_experiments("cnn"), load_experiments("gbdt")
+    for name in disc.cnn_experiments_with(disc.R_IMAGE_MAPS, "log_mtot"):
+        assert set(cnn[name]["inputs"]) == set(disc.R_IMAGE_MAPS)
+        assert cnn[name]["targets"] == ["log_mtot"]
+    joint = disc._joint_cnn()
+    assert joint is not None and cnn[joint]["targets"] == list(disc.JOINT_TARGETS)
+    first = disc.cnn_candidates("log_mstar")[0]
+    assert "headline" in cnn[first]["tags"] and cnn[first]["targets"] == ["log_mstar"]
+    assert disc.cnn_candidates("log_fdm") == []  # no CNN predicts f_DM directly
+    for target in ("log_mstar", "log_mtot", "log_fdm", "log_ml_r"):
+        name = disc.gbdt_experiment(target)
+        assert gbdt[name]["targets"] == [target]
+        assert gbdt[name]["paper"][target]["inputs"] == disc.DEFAULT_FEATURES
+    assert disc.gbdt_experiment("log_ml_r", disc.NO_MR_FEATURES) is None
+
+
+def test_one_mapping_from_model_kind_to_the_papers_method():
+    from analysis_lib.paper import paper_method
+
+    assert [paper_method(k) for k in ("cnn", "gbdt", "baseline", "jam")] == [
+        "cnn", "lightgbm", "powerlaw", None]

@@ -360,7 +360,7 @@ HOSTILE_TEXTS = ["<!--", "-->", "</script>", "<script>alert(1)</script>", "a & b
 @pytest.mark.parametrize("text", HOSTILE_TEXTS)
 def test_explorer_html_escapes_any_text(text):
     payload = {"kind": "importance-explorer", "note": text,
-               "methods": list(ie.IMPORTANCE_METHODS), "method_labels": ie.METHOD_LABELS,
+               "methods": list(ie.IMPORTANCE_METHODS), "method_labels": ie.IMPORTANCE_METHOD_LABELS,
                "runs": [{"label": text, "target": text, "features": [text, "b"],
                          "gain": [0.6, 0.4], "permutation": [0.5, 0.5],
                          "permutation_raw": [0.1, 0.1], "permutation_std": [0.0, 0.0],

@@ -21,7 +21,6 @@ its input is unchanged; pool workers die with the parent.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -42,7 +41,7 @@ from analysis_lib.dataset import (
     shard_dir,
     write_shard,
 )
-from analysis_lib.io import atomic_write_text, output_lock
+from analysis_lib.io import atomic_write_text, file_chunks, output_lock, short_digest, short_hash
 from analysis_lib.particles import GalaxyInputError
 from analysis_lib.paths import DATASETS_DIR
 
@@ -342,13 +341,10 @@ def input_fingerprint(source, galaxy_id: int) -> str:
     path = cutout_path(directory, galaxy_id)
     try:
         st = path.stat()
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
+        digest = short_digest(file_chunks(path), 16)
     except OSError:
         return "missing"
-    return f"{st.st_size}-{st.st_mtime_ns}-{digest.hexdigest()[:16]}"
+    return f"{st.st_size}-{st.st_mtime_ns}-{digest}"
 
 
 def _current_failures(path: Path, source) -> dict[str, dict]:
@@ -398,18 +394,14 @@ PHYSICS_CODE = ("sources", "observe", "particles.py", "dataset/schema.py", "rng.
 
 def physics_code_hash() -> str:
     """Hash of the source files that turn particles into a dataset (see PHYSICS_CODE)."""
-    import hashlib
-
     root = Path(__file__).resolve().parent.parent  # analysis_lib/
     files = []
     for name in PHYSICS_CODE:
         path = root / name
         files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    return short_digest((part for path in files
+                         for part in (str(path.relative_to(root)).encode(), path.read_bytes())),
+                        12)
 
 
 def dataset_key(cfg: dict, source_options: dict | None = None) -> str:
@@ -464,7 +456,7 @@ def inputs_fingerprint(cfg: dict, source_options: dict | None = None) -> str:
     for p in sorted(Path(cut).glob("cutout_*.hdf5")):
         st = p.stat()
         entries.append((p.name, st.st_size, st.st_mtime_ns))
-    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+    return short_hash(entries, 16)  # a list of (str, int, int): the same JSON as unsorted
 
 
 def ensure_dataset(cfg: dict, path: str | Path | None = None, source_options: dict | None = None,

@@ -72,6 +72,7 @@ def universe_overview(profile: str, universes: list[str], n_population: int, n_b
     from tqdm.auto import tqdm
 
     from analysis_lib.config import universes as universe_table
+    from analysis_lib.io import tqdm_options
     from analysis_lib.sources.mock import MockSource
     from analysis_lib.sources.mock import validation as val
 
@@ -85,7 +86,7 @@ def universe_overview(profile: str, universes: list[str], n_population: int, n_b
         sizes[name] = cfg["mock"]["size_relation"]
         fracs[name] = val.population_mass_fractions(source.population, cfg["mock"])
         ids = source.galaxy_ids()[: max(int(n_built), 0)]
-        bar = tqdm(ids, desc=f"{name} galaxies", **({} if progress else {"disable": True}))
+        bar = tqdm(ids, desc=f"{name} galaxies", **tqdm_options(progress))
         built = [source.load(i) for i in bar]
         gals[name] = built
         if built:

@@ -431,9 +431,10 @@ def architecture_figure(input_sizes: dict[str, int] | None = None,
     return fig
 
 
-def experiment_architecture(cfg: Mapping, dataset, experiment: str = "s41_rmaps_mstar"
-                            ) -> Figure:
+def experiment_architecture(cfg: Mapping, dataset, experiment: str) -> Figure:
     """The architecture of one named CNN experiment as this profile trains it on `dataset`.
+
+    `experiment` is a name of experiments_cnn.yaml (the notebook's parameter says which).
 
     Input sizes are those the training resolves (the profile's image-size cap, the dataset's map
     size), so the figure shows the network the book's numbers came from.
@@ -451,13 +452,14 @@ def save_examples(out_dir: str = "/tmp/diagrams") -> dict[str, str]:
     """Write workflow.png and architecture.png (default arguments) to out_dir; returns paths."""
     from pathlib import Path
 
+    from analysis_lib.io import atomic_write
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, make in (("workflow", workflow_figure), ("architecture", architecture_figure)):
         fig = make()
         path = out / f"{name}.png"
-        fig.savefig(path, dpi=110)
+        atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, dpi=110, format="png"))
         plt.close(fig)
         paths[name] = str(path)
     return paths

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from analysis_lib.metrics import log_ratio_stats
-from analysis_lib.paper import paper_row
+from analysis_lib.paper import paper_method, paper_row
 from analysis_lib.presentation.report import run_data_label
 from analysis_lib.results import ResultsStore, Run, prediction_pairs
 
@@ -49,10 +49,8 @@ TARGET_LABELS = {
 }
 INPUT_LABELS = {"image_r": "r image", "image_g": "g image", "colour_gr": "g-r colour map",
                 "vel_map": "velocity map", "sigma_map": "dispersion map"}
-METHOD_LABELS = {"cnn": "CNN", "gbdt": "LightGBM", "baseline": "power law", "jam": "JAM"}
-PAPER_METHOD = {"cnn": "cnn", "gbdt": "lightgbm", "baseline": "powerlaw"}
+MODEL_KIND_LABELS = {"cnn": "CNN", "gbdt": "LightGBM", "baseline": "power law", "jam": "JAM"}
 JAM_TARGETS = ("log_mstar", "log_mtot", "log_mdm", "log_fdm", "log_ml_r")
-BASELINE_PAPER = {"log_mstar": {"section": "4.1", "inputs": "luminosity", "target": "log_mstar"}}
 
 COLUMNS = ["question", "target", "method", "run", "group", "split", "sigma [dex]", "bias [dex]",
            "N test", "data (this study)", "paper sigma [dex] (TNG100)",
@@ -62,10 +60,12 @@ COLUMNS = ["question", "target", "method", "run", "group", "split", "sigma [dex]
 # ------------------------------------------------------------------------------------- helpers
 
 def tlabel(target: str) -> str:
+    """A target column as the prose names it (TARGET_LABELS), else the column itself."""
     return TARGET_LABELS.get(target, target)
 
 
 def inputs_label(inputs: list[str]) -> str:
+    """A CNN's input branches in words, the two kinematic maps as one ('r image + maps')."""
     inputs = list(inputs or [])
     maps = "vel_map" in inputs and "sigma_map" in inputs
     names = [INPUT_LABELS.get(i, i) for i in inputs if not (maps and i in ("vel_map", "sigma_map"))]
@@ -137,13 +137,15 @@ def _experiment(run: Run) -> dict:
 
 def _paper_refs(run: Run) -> dict:
     if run.kind == "baseline":
+        from analysis_lib.models.baselines import PAPER_REF as BASELINE_PAPER_REF
+
         refs = {}
         for t, m in (run.metrics.get("targets") or {}).items():
             p = m.get("paper") or {}
             if {"section", "inputs", "target"} <= set(p):
                 refs[t] = {k: p[k] for k in ("section", "inputs", "target")}
-            elif t in BASELINE_PAPER:
-                refs[t] = BASELINE_PAPER[t]
+            elif t in BASELINE_PAPER_REF:
+                refs[t] = {k: BASELINE_PAPER_REF[t][k] for k in ("section", "inputs", "target")}
         return refs
     return _experiment(run).get("paper", {}) or {}
 
@@ -151,7 +153,7 @@ def _paper_refs(run: Run) -> dict:
 def paper_numbers(run: Run, key: str) -> tuple[float, float]:
     """(sigma, bias) of the paper's row for a run's target key (e.g. 'log_fdm_derived@early')."""
     ref = _paper_refs(run).get(key)
-    method = PAPER_METHOD.get(run.kind)
+    method = paper_method(run.kind)
     if not ref or method is None:
         return np.nan, np.nan
     row = paper_row(ref["section"], method, ref["inputs"], ref["target"])
@@ -257,7 +259,7 @@ def headline_table(profile: str, store: ResultsStore | None = None,
         p_sigma, p_bias = paper_numbers(it.run, key)
         rows.append({
             "question": it.question, "target": it.target,
-            "method": METHOD_LABELS.get(it.run.kind, it.run.kind), "run": it.run.name,
+            "method": MODEL_KIND_LABELS.get(it.run.kind, it.run.kind), "run": it.run.name,
             "group": it.group, "split": _split(it.run) if it.run.kind != "jam" else "CNN test",
             "sigma [dex]": s["sigma"], "bias [dex]": s["bias"], "N test": int(s["n"]),
             "data (this study)": run_data_label(it.run),
@@ -435,11 +437,85 @@ def _first(store: ResultsStore, kind: str, names: list[str], profile: str) -> Ru
     return None
 
 
+R_IMAGE = ("image_r",)
+R_IMAGE_MAPS = ("image_r", "vel_map", "sigma_map")
+
+
+JOINT_TARGETS = ("log_mstar", "log_mtot")
+DEFAULT_FEATURES = "default features"  # the paper's name (paper_results.csv) of Table 6's set
+NO_MR_FEATURES = "default w/o M_r"
+
+
+def _point_experiments(kind: str) -> dict[str, dict]:
+    """The experiments of a kind that give point estimates (not tagged 'probabilistic')."""
+    from analysis_lib.models.experiments import load_experiments
+
+    return {name: spec for name, spec in load_experiments(kind).items()
+            if "probabilistic" not in (spec.get("tags") or ())}
+
+
+def cnn_experiments_with(inputs: Sequence[str], targets: str | Sequence[str]) -> list[str]:
+    """Names of the CNN experiments that read exactly `inputs` and predict exactly `targets`.
+
+    Why: a finding compares experiments by what they read, so it asks experiments_cnn.yaml
+    for them instead of repeating their names. In the file's order (its first entry of a kind
+    is the paper's full-resolution one).
+
+    Parameters
+    ----------
+    inputs : sequence of str
+        The network's branches (order ignored), e.g. ``R_IMAGE_MAPS``.
+    targets : str or sequence of str
+        One target, or the targets of a joint network in the file's order.
+
+    Returns
+    -------
+    list of str
+        Experiment names; empty when none matches.
+    """
+    wanted = [targets] if isinstance(targets, str) else list(targets)
+    return [name for name, spec in _point_experiments("cnn").items()
+            if set(spec.get("inputs", ())) == set(inputs)
+            and list(spec.get("targets", ())) == wanted]
+
+
+def cnn_candidates(target: str) -> list[str]:
+    """The CNN experiments that predict `target`, the one a finding should quote first.
+
+    Preference, read from experiments_cnn.yaml: experiments the default profile runs (tag
+    'headline') before the others, single-target networks before joint ones, more inputs
+    before fewer, then the file's order.
+    """
+    specs = _point_experiments("cnn")
+    hits = [(i, n, s) for i, (n, s) in enumerate(specs.items()) if target in s.get("targets", ())]
+    hits.sort(key=lambda h: ("headline" not in (h[2].get("tags") or ()),
+                             len(h[2]["targets"]) > 1, -len(h[2].get("inputs", ())), h[0]))
+    return [n for _, n, _ in hits]
+
+
+def gbdt_experiment(target: str, features: str = DEFAULT_FEATURES) -> str | None:
+    """The LightGBM experiment for `target` on a named feature set (the paper's `inputs`)."""
+    for name, spec in _point_experiments("gbdt").items():
+        ref = (spec.get("paper") or {}).get(target) or {}
+        if list(spec.get("targets", ())) == [target] and ref.get("inputs") == features:
+            return name
+    return None
+
+
+def _joint_cnn() -> str | None:
+    """The joint r image + maps network of M* and M_tot (the paper's section 4.3)."""
+    return next(iter(cnn_experiments_with(R_IMAGE_MAPS, JOINT_TARGETS)), None)
+
+
 def _finding_maps(store, profile) -> list[str]:
     out = []
-    for target, (r_name, rm_name) in {"log_mstar": ("s41_r_mstar", "s41_rmaps_mstar"),
-                                      "log_mtot": ("s42_r_mtot", "s42_rmaps_mtot")}.items():
-        a, b = _load(store, "cnn", rm_name, profile), _load(store, "cnn", r_name, profile)
+    for target in ("log_mstar", "log_mtot"):
+        r_maps, r_only = (cnn_experiments_with(R_IMAGE_MAPS, target),
+                          cnn_experiments_with(R_IMAGE, target))
+        if not r_maps or not r_only:
+            continue
+        a = _load(store, "cnn", r_maps[0], profile)
+        b = _load(store, "cnn", r_only[0], profile)
         c = compare(a, target, b) if a and b else None
         if c is None:
             continue
@@ -456,7 +532,7 @@ def _finding_maps(store, profile) -> list[str]:
 
 def _finding_resolution(store, profile) -> list[str]:
     """The r-image M* model at its finest against its coarsest stored resolution."""
-    runs = [r for n in ("s41_r_mstar", "s41_r150_mstar", "s41_r60_mstar", "s41_r30_mstar")
+    runs = [r for n in cnn_experiments_with(R_IMAGE, "log_mstar")
             if (r := _load(store, "cnn", n, profile)) is not None
             and r.meta.get("resolution_used")]
     if len(runs) < 2:
@@ -484,8 +560,7 @@ def _finding_resolution(store, profile) -> list[str]:
 
 def _finding_baseline(store, profile) -> list[str]:
     base = store.list_runs(kind="baseline", profile=profile)
-    cnn = _first(store, "cnn", ["s41_rmaps_mstar", "s41_r_mstar", "s43_rmaps_mstar_mtot"],
-                 profile)
+    cnn = _first(store, "cnn", cnn_candidates("log_mstar"), profile)
     out = []
     for name in base["name"]:
         b = store.load("baseline", name, profile)
@@ -504,16 +579,11 @@ def _finding_baseline(store, profile) -> list[str]:
 
 
 def _finding_cnn_vs_gbdt(store, profile) -> list[str]:
-    pairs = [("log_mstar", ["s41_rmaps_mstar", "s41_r_mstar", "s43_rmaps_mstar_mtot"],
-              "mstar_default"),
-             ("log_mtot", ["s42_rmaps_mtot", "s43_rmaps_mstar_mtot", "s42_r_mtot"],
-              "mtot_default"),
-             ("log_ml_r", ["s44_grmaps_ml", "s44_rmaps_ml", "s44_gr_ml", "s44_r_ml"],
-              "ml_r_default")]
     out = []
-    for target, cnn_names, gb_name in pairs:
-        a = _first(store, "cnn", cnn_names, profile)
-        b = _load(store, "gbdt", gb_name, profile)
+    for target in ("log_mstar", "log_mtot", "log_ml_r"):
+        gb_name = gbdt_experiment(target)
+        a = _first(store, "cnn", cnn_candidates(target), profile)
+        b = _load(store, "gbdt", gb_name, profile) if gb_name else None
         c = compare(a, target, b) if a and b else None
         if c is None:
             continue
@@ -530,7 +600,8 @@ def _finding_cnn_vs_gbdt(store, profile) -> list[str]:
 
 def _finding_leakage(store, profile) -> list[str]:
     out = []
-    for name in ("mstar_default", "mtot_default", "mdm_default", "fdm_default"):
+    for name in filter(None, map(gbdt_experiment,
+                                 ("log_mstar", "log_mtot", "log_mdm", "log_fdm"))):
         g = _load(store, "gbdt", name, profile)
         p = _load(store, "gbdt", f"{name}__by_projection", profile)
         target = (g.metrics.get("target") or next(iter(g.metrics.get("targets") or {}), None)
@@ -557,9 +628,9 @@ def _finding_leakage(store, profile) -> list[str]:
 
 def _finding_no_mr(store, profile) -> list[str]:
     out = []
-    for base, target in (("mstar", "log_mstar"), ("mtot", "log_mtot"), ("mdm", "log_mdm")):
-        a = _load(store, "gbdt", f"{base}_no_mr", profile)
-        b = _load(store, "gbdt", f"{base}_default", profile)
+    for target in ("log_mstar", "log_mtot", "log_mdm"):
+        names = gbdt_experiment(target, NO_MR_FEATURES), gbdt_experiment(target)
+        a, b = (_load(store, "gbdt", n, profile) if n else None for n in names)
         c = compare(a, target, b) if a and b else None
         if c is None:
             continue
@@ -574,10 +645,12 @@ def _finding_no_mr(store, profile) -> list[str]:
 
 
 def _finding_joint(store, profile) -> list[str]:
-    j = _load(store, "cnn", "s43_rmaps_mstar_mtot", profile)
+    joint = _joint_cnn()
+    j = _load(store, "cnn", joint, profile) if joint else None
     out = []
-    for target, single in (("log_mstar", "s41_rmaps_mstar"), ("log_mtot", "s42_rmaps_mtot")):
-        s = _load(store, "cnn", single, profile)
+    for target in JOINT_TARGETS:
+        single = cnn_experiments_with(R_IMAGE_MAPS, target)
+        s = _load(store, "cnn", single[0], profile) if single else None
         c = compare(j, target, s) if j and s else None
         if c is None:
             continue
@@ -602,32 +675,29 @@ def _finding_jam(store, profile) -> list[str]:
     out = []
     n_ok, n_all = jam.metrics.get("n_ok"), jam.metrics.get("n_samples")
     fits = f" ({n_ok} of {n_all} JAM fits converged)" if n_ok is not None and n_all else ""
-    others = {"log_mstar": [("cnn", ["s41_rmaps_mstar", "s43_rmaps_mstar_mtot", "s41_r_mstar"]),
-                            ("gbdt", ["mstar_default"])],
-              "log_mtot": [("cnn", ["s42_rmaps_mtot", "s43_rmaps_mstar_mtot"]),
-                           ("gbdt", ["mtot_default"])],
-              "log_fdm": [("gbdt", ["fdm_default"])],
-              "log_ml_r": [("cnn", ["s44_grmaps_ml"]), ("gbdt", ["ml_r_default"])]}
-    for target, candidates in others.items():
+    for target in ("log_mstar", "log_mtot", "log_fdm", "log_ml_r"):
+        candidates = [("cnn", cnn_candidates(target)),
+                      ("gbdt", [n for n in (gbdt_experiment(target),) if n])]
         for kind, names in candidates:
             other = _first(store, kind, names, profile)
             c = compare(jam, target, other, paired=True) if other else None
             if c is None:
                 continue
-            t, m = tlabel(target), f"{METHOD_LABELS[kind]} ({other.name})"
+            t, m = tlabel(target), f"{MODEL_KIND_LABELS[kind]} ({other.name})"
             claims = {"lower": f"JAM recovers {t} with less scatter than the {m} on the same "
                                f"galaxies{fits}",
                       "tie": f"JAM and the {m} recover {t} equally well on the same "
                              f"galaxies{fits}",
                       "higher": f"JAM recovers {t} with more scatter than the {m} on the same "
                                 f"galaxies{fits}"}
-            out.append(_sentence(t, c, claims, "JAM", METHOD_LABELS[kind], (jam, other)))
+            out.append(_sentence(t, c, claims, "JAM", MODEL_KIND_LABELS[kind], (jam, other)))
     return out
 
 
 def _finding_fdm(store, profile) -> list[str]:
-    j = _load(store, "cnn", "s43_rmaps_mstar_mtot", profile)
-    d = _load(store, "gbdt", "fdm_default", profile)
+    joint, direct = _joint_cnn(), gbdt_experiment("log_fdm")
+    j = _load(store, "cnn", joint, profile) if joint else None
+    d = _load(store, "gbdt", direct, profile) if direct else None
     c = compare(j, "log_fdm_derived", d, "log_fdm") if j and d else None
     if c is None:
         return []
@@ -660,7 +730,7 @@ def top_features(run: Run) -> dict[str, str]:
 
 def _finding_importance(store, profile) -> list[str]:
     out = []
-    for name in ("mstar_default", "mtot_default"):
+    for name in filter(None, map(gbdt_experiment, JOINT_TARGETS)):
         run = _load(store, "gbdt", name, profile)
         tops = top_features(run) if run else {}
         if not tops:
@@ -960,7 +1030,7 @@ def _importance_text(store: ResultsStore, profile: str) -> str:
     """Which feature each importance measure ranks first, per LightGBM run, and how that sits
     with the paper's finding that M_r dominates (one sentence for the paper, not one per run)."""
     clauses, agree, partly, disagree = [], [], [], []
-    for name in ("mstar_default", "mtot_default"):
+    for name in filter(None, map(gbdt_experiment, JOINT_TARGETS)):
         run = _load(store, "gbdt", name, profile)
         tops = top_features(run) if run else {}
         if not tops:

@@ -4,24 +4,26 @@ Why: readers open the Jupyter Book as static HTML (from disk, maybe offline) whe
 runs, while people working in JupyterLab want live controls. Each explorer here is built once as
 a JSON-ready *payload* (numbers, labels, PNGs of the galaxy panels) and shown two ways:
 
-  static  a plotly figure whose dropdown or slider switches between pre-computed views (plotly's
-          own `updatemenus` / `sliders`: no hand-written JavaScript). plotly.js is bundled inline
-          into the first explorer of a page (a kernel session renders one notebook, i.e. one
-          book page), so the page works offline and downloads nothing;
-  live    the ipywidgets explorer in analysis_lib.presentation.widgets, built from the same payload.
+- static: a plotly figure whose dropdown or slider switches between pre-computed views
+  (plotly's own `updatemenus` / `sliders`: no hand-written JavaScript). plotly.js is bundled
+  inline into the first explorer of a page (a kernel session renders one notebook, i.e. one
+  book page), so the page works offline and downloads nothing;
+- live: the ipywidgets explorer in analysis_lib.presentation.widgets, built from the same
+  payload.
 
 `Explorer._repr_mimebundle_` offers both: JupyterLab shows the live widget (its widget manager
 ranks the widget view first), the book shows the static HTML (_config.yml ranks the widget view
 last, and the saved widget state is dropped by analysis_lib.presentation.publish).
 
 Three explorers:
-  galaxy_browser       one test sample at a time: r image, g-r colour, mean-velocity and
-                       dispersion maps (one pre-rendered PNG per sample), truth vs prediction
-                       of every run for that sample;
-  experiment_explorer  pick a run and a target: predicted-vs-true scatter by galaxy type, the
-                       paper's scatter as a band, bias / scatter (dex) beside the paper's;
-  importance_explorer  per LightGBM run (one target each) and method: gain, permutation and
-                       SHAP importances as bars, from the run's extra/importance.csv.
+
+- `galaxy_browser`: one test sample at a time: r image, g-r colour, mean-velocity and
+  dispersion maps (one pre-rendered PNG per sample), truth vs prediction of every run for
+  that sample;
+- `experiment_explorer`: pick a run and a target: predicted-vs-true scatter by galaxy type,
+  the paper's scatter as a band, bias / scatter (dex) beside the paper's;
+- `importance_explorer`: per LightGBM run (one target each) and method: gain, permutation and
+  SHAP importances as bars, from the run's extra/importance.csv.
 
 The HTML around a figure (a caption under it, a standalone test page) is in package-data
 templates under analysis_lib/presentation/templates/.
@@ -48,11 +50,12 @@ import numpy as np
 import pandas as pd
 
 from analysis_lib.dataset import GalaxyDataset
-from analysis_lib.metrics import TYPE_LABELS, target_metrics
-from analysis_lib.results import Run, atomic_write_text, prediction_pairs
+from analysis_lib.io import atomic_write_text, tqdm_options
+from analysis_lib.metrics import target_metrics
+from analysis_lib.paper import paper_method
+from analysis_lib.presentation.report import PROJECTION_NAMES, sample_label
+from analysis_lib.results import Run, prediction_pairs
 
-PROJECTION_NAMES = {0: "x", 1: "y", 2: "z"}
-KIND_TO_PAPER_METHOD = {"cnn": "cnn", "gbdt": "lightgbm", "lightgbm": "lightgbm"}
 IMPORTANCE_METHODS = ("gain", "permutation", "shap")
 IMPORTANCE_FILE = "importance.csv"  # written by analysis_lib.models.gbdt.save_fit into extra/
 AGREEMENT_FILE = "importance_agreement.json"
@@ -117,7 +120,9 @@ def paper_reference(run: Run, target: str) -> dict | None:
                 "sigma": _finite_or_none(stored.get("sigma")),
                 "where": f"section {stored.get('section', '?')}, {stored.get('inputs', '?')}"}
     exp = run.config.get("experiment") or {}
-    method = KIND_TO_PAPER_METHOD.get(run.kind, run.kind)
+    method = paper_method(run.kind)
+    if method is None:
+        return None
     key = None
     mapping = exp.get("paper")
     if isinstance(mapping, dict) and isinstance(mapping.get(target), dict):
@@ -147,7 +152,7 @@ def load_importances(run: Run) -> pd.DataFrame | None:
     """The run's feature-importance table (extra/importance.csv), or None if it has none.
 
     Columns used: feature, gain (fraction), permutation (test-MSE increase, dex^2),
-    permutation_std, permutation_frac (fraction), shap (fraction of mean |SHAP|).
+    permutation_std, permutation_frac (fraction), shap (fraction of ``mean |SHAP|``).
     """
     path = Path(run.path) / "extra" / IMPORTANCE_FILE
     if not path.exists():
@@ -216,10 +221,9 @@ def browser_samples(table: pd.DataFrame, runs: Sequence[Run], n_samples: int | N
     return chosen
 
 
-def sample_title(sample: pd.Series) -> str:
-    gtype = TYPE_LABELS.get(int(sample.get("galaxy_type", -1)), "unknown")
-    proj = PROJECTION_NAMES.get(int(sample["projection"]), str(sample["projection"]))
-    return (f"galaxy {int(sample['galaxy_id'])}, projection {proj}, {gtype} type, "
+def browser_title(sample: pd.Series) -> str:
+    """The galaxy browser's title of one sample: its label (report.sample_label), inclination."""
+    return (f"{sample_label(sample)}, "
             f"inclination {float(sample.get('inclination_deg', float('nan'))):.0f} deg")
 
 
@@ -304,9 +308,9 @@ def dataset_fov_rhalf(dataset: GalaxyDataset) -> float:
     fov = (dataset.config.get("observe") or {}).get("fov_rhalf")
     if fov is not None:
         return float(fov)
-    from analysis_lib.config import load_config
+    from analysis_lib.config import default_setting
 
-    return float(load_config("quick")["observe"]["fov_rhalf"])
+    return float(default_setting("observe.fov_rhalf"))
 
 
 # --------------------------------------------------------------------------- figures
@@ -337,6 +341,7 @@ def render_sample_png(images: dict[str, np.ndarray], title: str, fov_rhalf: floa
 
 
 def b64(data: bytes) -> str:
+    """Bytes (a PNG) as base64 text, for a data URI inside a JSON payload."""
     return base64.b64encode(data).decode("ascii")
 
 
@@ -355,12 +360,6 @@ def fit_budget(sizes: Sequence[int], budget: int) -> np.ndarray:
 
 def _nan_to_none(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(float(v)) else round(float(v), 4)
-
-
-def _quiet(progress: bool) -> dict:
-    """tqdm keywords: off when asked, else tqdm's own default, so that TQDM_DISABLE (set by
-    analysis_lib.presentation.publish for notebook kernels) still turns the bar off."""
-    return {} if progress else {"disable": True}
 
 
 def fmt(v: float | None, digits: int, sign: bool = False) -> str:
@@ -391,8 +390,8 @@ def galaxy_browser_payload(dataset: GalaxyDataset, runs: Sequence[Run], *,
     images = sample_images(dataset, samples["row"].to_numpy(), image_px)
     out = []
     for (_, s), imgs in tqdm(list(zip(samples.iterrows(), images, strict=True)),
-                             desc="galaxy browser panels", unit="sample", **_quiet(progress)):
-        title = sample_title(s)
+                             desc="galaxy browser panels", unit="sample", **tqdm_options(progress)):
+        title = browser_title(s)
         rows = sample_predictions(runs, int(s["galaxy_id"]), int(s["projection"]), targets)
         proj = PROJECTION_NAMES.get(int(s["projection"]), str(s["projection"]))
         out.append({
@@ -427,7 +426,7 @@ def experiment_payload(runs: Sequence[Run], targets: Sequence[str] | None = None
     from analysis_lib.presentation.plots import text_label
 
     out = []
-    for run in tqdm(list(runs), desc="experiment explorer", unit="run", **_quiet(progress)):
+    for run in tqdm(list(runs), desc="experiment explorer", unit="run", **tqdm_options(progress)):
         entries = []
         pred = run.predictions
         for target, (t, p) in prediction_pairs(pred).items():
@@ -461,7 +460,7 @@ def experiment_payload(runs: Sequence[Run], targets: Sequence[str] | None = None
     return {"kind": "experiment-explorer", "runs": out, "note": note}
 
 
-METHOD_LABELS = {
+IMPORTANCE_METHOD_LABELS = {
     "gain": "gain (training-set split gain)",
     "permutation": "permutation (test-MSE increase when shuffled)",
     "shap": "SHAP (mean |SHAP| on the test set)",
@@ -491,7 +490,7 @@ def importance_payload(runs: Sequence[Run]) -> dict:
     note = ("Gain is measured on the training set, permutation and SHAP on the test set; each "
             "is normalised to sum to 1 over the features.")
     return {"kind": "importance-explorer", "runs": out, "methods": list(IMPORTANCE_METHODS),
-            "method_labels": METHOD_LABELS, "note": note}
+            "method_labels": IMPORTANCE_METHOD_LABELS, "note": note}
 
 
 # --------------------------------------------------------------------------- plotly figures
@@ -635,7 +634,7 @@ def _importance_view(run: dict, method: str) -> _View:
     bar = go.Bar(x=vals[order], y=feats, orientation="h", name=method, text=text,
                  textposition="outside", cliponaxis=False, marker={"color": "#4c72b0"},
                  hovertemplate="%{y}: %{x:.3f}<extra></extra>")
-    title = f"{run['label']} ({run['target']}): {METHOD_LABELS[method]}"
+    title = f"{run['label']} ({run['target']}): {IMPORTANCE_METHOD_LABELS[method]}"
     summary = "<br>".join(textwrap.wrap(run["summary"], SUMMARY_WRAP)) or " "
     return _View(label=f"{run['label']} \u00b7 {method}", traces=[bar], layout={
         "title.text": title, "yaxis.categoryarray": feats, "annotations[0].text": summary})

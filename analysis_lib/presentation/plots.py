@@ -60,13 +60,19 @@ def use_book_style() -> None:
 use_book_style()
 
 
-def galaxy_panels(images: dict[str, np.ndarray], fov_rhalf: float = 3.0, title: str = "",
-                  solar_g_r: float | None = None):
+def galaxy_panels(images: dict[str, np.ndarray], fov_rhalf: float | None = None,
+                  title: str = "", solar_g_r: float | None = None):
     """The paper's Fig. 1: r image, g-r colour, mean velocity and dispersion of one sample.
 
     The images are in solar luminosities, so -2.5 log(L_g / L_r) is the colour relative to the
-    Sun's; `solar_g_r` (GalaxyDataset.solar_g_r) turns it into an AB colour.
+    Sun's; `solar_g_r` (GalaxyDataset.solar_g_r) turns it into an AB colour. `fov_rhalf` is the
+    field's half-width in R_half, the dataset's ``observe.fov_rhalf``
+    (interactive.dataset_fov_rhalf); None: the project default of profiles.yaml.
     """
+    if fov_rhalf is None:
+        from analysis_lib.config import default_setting
+
+        fov_rhalf = float(default_setting("observe.fov_rhalf"))
     size = next(k for k in images if k.startswith("image_r_"))
     n = size.split("_")[-1]
     r, g = images[f"image_r_{n}"], images[f"image_g_{n}"]

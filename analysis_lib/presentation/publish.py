@@ -47,6 +47,7 @@ class BookError(RuntimeError):
 
 
 def notebook_path(name: str) -> Path:
+    """notebooks/<name>.ipynb; FileNotFoundError naming the notebooks there if it is absent."""
     path = NOTEBOOK_DIR / f"{name}.ipynb"
     if not path.exists():
         have = ", ".join(p.stem for p in sorted(NOTEBOOK_DIR.glob("*.ipynb")))
@@ -56,24 +57,41 @@ def notebook_path(name: str) -> Path:
 
 def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
                      log_output: bool = False) -> Path:
-    """Execute one notebook with papermill into out_dir (atomically: temp file, then rename)."""
+    """Execute one notebook with papermill into out_dir, atomically (analysis_lib.io).
+
+    The executed copy appears under its final name only complete; a notebook that fails leaves
+    its partly executed copy beside it as ``.<name>.failed.ipynb`` (named in the error), which
+    the book never reads (_config.yml excludes book/executed/.*).
+    """
+    from analysis_lib.io import atomic_write
+
+    src = notebook_path(name)
+    out = out_dir / src.name
+
+    def run_into(tmp: Path) -> None:
+        _run_papermill(src, tmp, parameters, log_output)
+        _drop_widget_state(tmp)
+        show_parameters_once(tmp, parameters)
+
+    return atomic_write(out, run_into, suffix=".running.ipynb")
+
+
+# What the notebook kernels see in their environment, whatever the caller's. Figures must reach
+# the notebook: a headless MPLBACKEND=Agg would swallow them, so the kernel gets the inline
+# backend. TQDM_DISABLE is the one switch for progress bars in the book: a bar in a kernel is an
+# ipywidget, whose saved state makes the static page load the widget manager from a CDN (the
+# book shows notebook-level progress instead). Library code honours it by passing `disable`
+# only to switch a bar off (analysis_lib.io.tqdm_options); the CLI keeps its bars.
+KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "TQDM_DISABLE": "1"}
+
+
+def _run_papermill(src: Path, tmp: Path, parameters: dict, log_output: bool) -> None:
+    """papermill `src` into `tmp` in a kernel with KERNEL_ENV; BookError on a failed cell."""
     import papermill as pm
     from jupyter_client.manager import KernelManager
 
-    src = notebook_path(name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / src.name
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{src.stem}.", suffix=".running.ipynb",
-                                    dir=out_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)  # unique: two builds never write into each other's copy
-    # Figures must reach the notebook: a headless MPLBACKEND=Agg inherited by the kernel would
-    # swallow them, so the kernel gets the inline backend whatever the caller's setting.
-    # Progress bars in a kernel become ipywidgets, whose saved state makes the static page load
-    # the widget manager from a CDN; the book shows notebook-level progress instead.
-    kernel_env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "TQDM_DISABLE": "1"}
-    old = {k: os.environ.get(k) for k in kernel_env}
-    os.environ.update(kernel_env)
+    old = {k: os.environ.get(k) for k in KERNEL_ENV}
+    os.environ.update(KERNEL_ENV)
     # The kernel talks to us over local IPC sockets in a private temporary folder, not over
     # unencrypted TCP ports (which ipykernel rightly warns about at every start).
     sockets = tempfile.TemporaryDirectory(prefix="book-kernel-")
@@ -84,8 +102,10 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
                             kernel_name="python3", km=km, progress_bar=False,
                             log_output=log_output)
     except pm.PapermillExecutionError as exc:
+        failed = tmp.with_name(f".{src.stem}.failed.ipynb")
+        os.replace(tmp, failed)
         raise BookError(f"notebook {src.name} failed in cell [{exc.exec_count}]: {exc.ename}: "
-                        f"{exc.evalue} (the partly executed copy is {tmp})") from exc
+                        f"{exc.evalue} (the partly executed copy is {failed})") from exc
     finally:
         if km.has_kernel:
             km.shutdown_kernel(now=False)
@@ -95,10 +115,6 @@ def execute_notebook(name: str, parameters: dict, out_dir: Path = EXECUTED_DIR,
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    _drop_widget_state(tmp)
-    show_parameters_once(tmp, parameters)
-    os.replace(tmp, out)
-    return out
 
 
 PARAMETERS_TAG = "parameters"
@@ -256,6 +272,7 @@ def _utc_now() -> str:
 
 
 def timings_path(profile: str, root: Path | None = None) -> Path:
+    """The book-timings file of a profile in the results store (or under `root`, for tests)."""
     from analysis_lib.paths import RESULTS_DIR
 
     return Path(root if root is not None else RESULTS_DIR) / profile / TIMINGS_FILE
@@ -362,7 +379,7 @@ def _write_timings(profile: str, name: str, seconds: float, *, written: int | No
     """Record one notebook's wall time (atomically), so the book can report the build's cost."""
     import json
 
-    from analysis_lib.results import atomic_write_text
+    from analysis_lib.io import atomic_write_text
 
     path = timings_path(profile, root)
     data = record_timing(read_timings(path), name, seconds, written=written, build_id=build_id,

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis_lib.metrics import TYPE_LABELS
 from analysis_lib.paper import paper_results, paper_row  # noqa: F401 (re-exported)
 from analysis_lib.results import ResultsStore, Run
+
+PROJECTION_NAMES = {0: "x", 1: "y", 2: "z"}  # dataset column `projection` -> line-of-sight axis
 
 SOURCE_LABELS = {"mock": "mock universe (this library)", "tng": "IllustrisTNG100",
                  "synthetic": "synthetic test data"}
@@ -103,12 +106,32 @@ def sample_inputs(ds, row: int) -> dict:
     return {k: v[0] for k, v in arrays.items()}
 
 
+def sample_label(sample: pd.Series) -> str:
+    """How the book names one sample: galaxy id, projection axis and morphological type.
+
+    Why one function: the data chapter's panels and the galaxy browser name the same samples;
+    a reader matches them by this text.
+
+    Parameters
+    ----------
+    sample : pandas.Series
+        A row of a dataset table (``galaxy_id``, ``projection``; ``galaxy_type`` if known).
+
+    Returns
+    -------
+    str
+        For example ``"galaxy 12, projection y, early type"``.
+    """
+    proj = PROJECTION_NAMES.get(int(sample["projection"]), str(sample["projection"]))
+    gtype = TYPE_LABELS.get(int(sample.get("galaxy_type", -1)), "unknown")
+    return f"galaxy {int(sample['galaxy_id'])}, projection {proj}, {gtype} type"
+
+
 def sample_title(ds, row: int) -> str:
+    """The data chapter's title of one sample: its label and its true masses and size."""
     r = ds.table.iloc[int(row)]
-    kind = "early type" if r.galaxy_type == 1 else "late type"
-    return (f"galaxy {int(r.galaxy_id)}, projection {'xyz'[int(r.projection)]} ({kind}): "
-            f"log M*(<R½) = {r.log_mstar:.2f}, log M_tot(<R½) = {r.log_mtot:.2f}, "
-            f"R½ = {r.rhalf_kpc:.1f} kpc")
+    return (f"{sample_label(r)}: log M*(<R½) = {r.log_mstar:.2f}, "
+            f"log M_tot(<R½) = {r.log_mtot:.2f}, R½ = {r.rhalf_kpc:.1f} kpc")
 
 
 def environment_table() -> pd.DataFrame:
@@ -231,7 +254,7 @@ def benchmark_summary(directory: str | Path | None = None) -> pd.DataFrame:
 
 
 def benchmark_tables() -> dict[str, pd.DataFrame]:
-    """Every benchmark result file (benchmarks/*.py write them), flattened to tables."""
+    """Every benchmark result file (``benchmarks/*.py`` write them), flattened to tables."""
     import json
 
     from analysis_lib.paths import RESULTS_DIR

@@ -1,6 +1,7 @@
 """Spherical mass components and the total potential a mock galaxy lives in.
 
 Units: kpc, Msun, (km/s)^2 for potentials. Choices:
+
 - Stellar spheroid: Hernquist (1990) profile, scale a (3D half-mass radius (1 + sqrt 2) a).
 - Discs (stars and gas): exponential in R, sech^2 in z. SphericalModel holds their monopole
   (M(<r) = M [1 - (1 + r/Rd) e^{-r/Rd}], the razor-thin disc's enclosed mass, used for the
@@ -272,14 +273,13 @@ def _bessel_weights() -> tuple[np.ndarray, np.ndarray]:
 def _table_cache_path(node: int):
     """File of one node's tables under DATA_DIR/cache; the name carries a hash of every grid
     (and of this module's table code version), so a changed grid never reads a stale table."""
-    import hashlib
-
+    from analysis_lib.io import short_digest
     from analysis_lib.paths import DATA_DIR
 
-    key = hashlib.sha1()
-    for a in (_K, _R_TAB, _U_IN, _S_TAB, _H_NODES, np.array([_TAB_EDGE, _TABLE_VERSION])):
-        key.update(np.ascontiguousarray(a, np.float64).tobytes())
-    return DATA_DIR / "cache" / "thick_disc" / f"{key.hexdigest()[:12]}_{node:02d}.npz"
+    grids = (_K, _R_TAB, _U_IN, _S_TAB, _H_NODES, np.array([_TAB_EDGE, _TABLE_VERSION]))
+    key = short_digest((np.ascontiguousarray(a, np.float64).tobytes() for a in grids), 12,
+                       "sha1")  # sha1, 12 digits: the names of caches already on disk
+    return DATA_DIR / "cache" / "thick_disc" / f"{key}_{node:02d}.npz"
 
 
 _TABLE_VERSION = 1.0  # raise when _compute_disc_table changes
@@ -295,7 +295,7 @@ def _disc_table(node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     may race: each writes its own temporary file, the last rename wins, all contents equal).
     A cache that cannot be read or written is skipped (the table is computed).
     """
-    import os
+    from analysis_lib.io import atomic_write
 
     path = _table_cache_path(node)
     try:
@@ -305,10 +305,8 @@ def _disc_table(node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         pass
     z, phi, fr, fz = _compute_disc_table(node)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, z=z, phi=phi, fr=fr, fz=fz)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: np.savez(tmp, z=z, phi=phi, fr=fr, fz=fz),
+                     suffix=".tmp.npz")
     except OSError:
         pass
     return z, phi, fr, fz

@@ -11,6 +11,7 @@ service behaves like Django REST framework, which answers 406 when no renderer m
 header, and 406 is not retried.
 
 Behaviour, for a service with no published rate limit:
+
 - one request at a time, in sequence;
 - HTTP 429 and 5xx, dropped connections and truncated bodies are retried with exponential
   back-off (honouring Retry-After), up to `max_retries` times;
@@ -210,16 +211,12 @@ class TngApiClient:
     def download(self, path: str, dest: Path, params: Mapping | None = None) -> Path:
         """Download to dest atomically: a unique .part file, checked (length, HDF5 Header),
         then renamed."""
-        from analysis_lib.io import os_error_line, unique_tmp
+        from analysis_lib.io import atomic_write, os_error_line
 
         url = self.url(path, params)
         dest = Path(dest)
-        try:  # a unique name: two downloads of one cutout never share a partial file
-            part = unique_tmp(dest, ".part")
-        except OSError as exc:
-            raise TngApiError(f"{dest}: cannot write the download ({os_error_line(exc)})"
-                              ) from None
-        try:
+
+        def fetch(part: Path) -> None:  # part: unique, so two downloads never share one
             for attempt in range(self.max_retries + 1):
                 problem = self._download_once(url, part)
                 if problem is None:
@@ -230,14 +227,12 @@ class TngApiClient:
                 self._sleep(self.backoff_s * 2**attempt)
             if not is_complete_cutout(part):
                 raise TngApiError(f"{url} did not return an HDF5 file with a Header group")
-            try:
-                os.replace(part, dest)
-            except OSError as exc:
-                raise TngApiError(f"{dest}: cannot store the download ({os_error_line(exc)})"
-                                  ) from None
-        finally:
-            part.unlink(missing_ok=True)
-        return dest
+
+        try:  # the OS errors left are the temporary file's creation and the final rename
+            return atomic_write(dest, fetch, suffix=".part")
+        except OSError as exc:
+            raise TngApiError(f"{dest}: cannot write or store the download "
+                              f"({os_error_line(exc)})") from None
 
     def _download_once(self, url: str, part: Path) -> str | None:
         """One attempt; returns None on success or a description of what went wrong."""

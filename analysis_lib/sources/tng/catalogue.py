@@ -20,13 +20,12 @@ stars' potential minimum, found in the cutout itself.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from analysis_lib.io import atomic_write_text
 from analysis_lib.particles import GalaxyInputError
 
 CATALOGUE_JSON = "subhalos.json"
@@ -118,13 +117,4 @@ def write_catalogue(directory: str | Path, records: list[dict], *, simulation: s
     directory.mkdir(parents=True, exist_ok=True)
     payload = {"simulation": simulation, "snapshot": int(snapshot), "boxsize": box_size,
                "hubble": hubble, "mass_dm": mass_dm, "redshift": redshift, "subhalos": records}
-    target = directory / CATALOGUE_JSON
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".subhalos.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_text(directory / CATALOGUE_JSON, json.dumps(payload, indent=1))
