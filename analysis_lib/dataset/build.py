@@ -41,7 +41,14 @@ from analysis_lib.dataset import (
     shard_dir,
     write_shard,
 )
-from analysis_lib.io import atomic_write_text, file_chunks, output_lock, short_digest, short_hash
+from analysis_lib.io import (
+    atomic_write_text,
+    file_chunks,
+    output_lock,
+    short_digest,
+    short_hash,
+    tqdm_options,
+)
 from analysis_lib.particles import GalaxyInputError
 from analysis_lib.paths import DATASETS_DIR
 
@@ -260,7 +267,7 @@ def _build_locked(cfg: dict, out: Path, source_options: dict, workers: int | Non
     done = done_galaxies(out, key)
     todo = [i for i in ids if i not in done and str(i) not in failures]
     bar = tqdm(total=len(ids), initial=len(ids) - len(todo), desc=f"observing {out.name}",
-               unit="galaxy", disable=not progress)
+               unit="galaxy", **tqdm_options(progress))
     try:
         if todo:
             with _backend(cfg, source_options, out, key, workers, scheduler) as run:

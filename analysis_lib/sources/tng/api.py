@@ -295,12 +295,14 @@ class TngApiClient:
         """Fetch one cutout per subhalo into out_dir, skipping complete files already there."""
         from tqdm.auto import tqdm
 
+        from analysis_lib.io import tqdm_options
+
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         query = dict(fields) if fields is not None else cutout_fields()
         paths = []
         for sid in tqdm(list(subhalo_ids), desc="TNG cutouts", unit="subhalo",
-                        disable=not progress):
+                        **tqdm_options(progress)):
             dest = cutout_path(out_dir, sid)
             if not (dest.exists() and is_complete_cutout(dest)):
                 self.download(f"{self.simulation}/snapshots/{int(snapshot)}/subhalos/{int(sid)}"
