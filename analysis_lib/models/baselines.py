@@ -11,6 +11,7 @@ dust-attenuated r luminosity within the projected R_half (`log_lum_r_proj`, the 
 in aperture to the 3D R_half mass); `cnn.baseline_luminosity: log_lum_r_fov` uses all light in
 the image field instead. The projected stellar mass within R_half is fitted too, because it
 shares the luminosity's aperture. Only numpy and pandas are needed here (no torch).
+`PowerLawEstimator` is the model; `run_power_law_baseline` hands it to the experiment runner.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from analysis_lib.config import store_label
 from analysis_lib.dataset import open_dataset
 from analysis_lib.dataset.splits import cnn_split
+from analysis_lib.experiments.runner import RunSpec, Split, check_fitted, run_experiment
 from analysis_lib.metrics import target_metrics
-from analysis_lib.paper import paper_row
 from analysis_lib.results import ResultsStore
 
 KIND = "baseline"
@@ -45,46 +46,79 @@ def fit_power_law(log_l: np.ndarray, log_m: np.ndarray) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
+class PowerLawEstimator:
+    """log10 M = intercept + slope log10 L, one line per target, by least squares.
+
+    Parameters
+    ----------
+    luminosity : str
+        The dataset column of log10 L (one of LUMINOSITIES).
+    targets : tuple of str
+        The dataset columns of log10 M to fit, one line each.
+
+    Fitted attributes: ``coef_`` ({target: (slope, intercept)}) and ``fit_stats_`` ({target:
+    slope, intercept, train_rms_dex, n_train}), as stored in metrics.json['fit'].
+    """
+
+    def __init__(self, luminosity: str = "log_lum_r_proj",
+                 targets: tuple[str, ...] = BASELINE_TARGETS) -> None:
+        self.luminosity = luminosity
+        self.targets = targets
+
+    def fit(self, dataset, rows: dict[str, np.ndarray]) -> PowerLawEstimator:
+        """Fit every target's line on rows['train'] of the dataset's table."""
+        if self.luminosity not in LUMINOSITIES:
+            raise ValueError(f"cnn.baseline_luminosity must be one of {LUMINOSITIES}, "
+                             f"not '{self.luminosity}'")
+        train = dataset.table.iloc[rows["train"]]
+        self.coef_, self.fit_stats_ = {}, {}
+        for target in self.targets:
+            slope, intercept = fit_power_law(train[self.luminosity], train[target])
+            resid = train[target] - (intercept + slope * train[self.luminosity])
+            self.coef_[target] = (slope, intercept)
+            self.fit_stats_[target] = {"slope": slope, "intercept": intercept,
+                                       "train_rms_dex": float(np.sqrt(np.nanmean(resid**2))),
+                                       "n_train": int(np.isfinite(resid).sum())}
+        return self
+
+    def predict(self, dataset, rows: np.ndarray) -> np.ndarray:
+        """log10 M of the given rows from their luminosity alone: (n_rows, n_targets)."""
+        check_fitted(self, "coef_")
+        log_l = dataset.table[self.luminosity].to_numpy()[np.asarray(rows)]
+        return np.column_stack([self.coef_[t][1] + self.coef_[t][0] * log_l
+                                for t in self.targets])
+
+    def evaluate(self, dataset, rows: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict]:
+        """Test predictions (meta, true luminosity, true_X and pred_X) and their metrics."""
+        test = dataset.table.iloc[rows["test"]].reset_index(drop=True)
+        pred = self.predict(dataset, rows["test"])
+        predictions = test[PREDICTION_META].copy()
+        predictions[f"true_{self.luminosity}"] = test[self.luminosity].to_numpy()
+        metrics: dict = {"luminosity": self.luminosity, "fit": self.fit_stats_, "targets": {}}
+        for j, target in enumerate(self.targets):
+            predictions[f"true_{target}"] = test[target].to_numpy()
+            predictions[f"pred_{target}"] = pred[:, j]
+            metrics["targets"][target] = target_metrics(pred[:, j], test[target].to_numpy(),
+                                                         test["galaxy_type"].to_numpy())
+        predictions["row"] = np.asarray(rows["test"])
+        return predictions, metrics
+
+
 def run_power_law_baseline(cfg: dict, dataset_path: str | Path,
                            store: ResultsStore | None = None) -> Path:
     """Fit log M* = a + b log L on the CNN training rows; store test predictions and metrics.
 
-    Cheap (seconds), so it is recomputed on every call rather than skipped.
+    Cheap (seconds), so it is recomputed on every call rather than skipped (no fingerprint).
     """
-    store = store or ResultsStore()
     lum = str(cfg["cnn"].get("baseline_luminosity", "log_lum_r_proj"))
     if lum not in LUMINOSITIES:
         raise ValueError(f"cnn.baseline_luminosity must be one of {LUMINOSITIES}, not '{lum}'")
     dataset = open_dataset(dataset_path)
-    table = dataset.table.copy()
-    table["row"] = np.arange(len(table))
-    splits = cnn_split(table, cfg)
-    test = table.iloc[splits["test"]].reset_index(drop=True)
-    train = table.iloc[splits["train"]]
-    predictions = test[PREDICTION_META].copy()
-    predictions[f"true_{lum}"] = test[lum].to_numpy()
-    metrics: dict = {"luminosity": lum, "fit": {}, "targets": {}}
-    for target in BASELINE_TARGETS:
-        slope, intercept = fit_power_law(train[lum], train[target])
-        resid = train[target] - (intercept + slope * train[lum])
-        pred = intercept + slope * test[lum].to_numpy()
-        predictions[f"true_{target}"] = test[target].to_numpy()
-        predictions[f"pred_{target}"] = pred
-        metrics["fit"][target] = {"slope": slope, "intercept": intercept,
-                                  "train_rms_dex": float(np.sqrt(np.nanmean(resid**2))),
-                                  "n_train": int(np.isfinite(resid).sum())}
-        metrics["targets"][target] = target_metrics(pred, test[target].to_numpy(),
-                                                     test["galaxy_type"].to_numpy())
-    for target, ref in PAPER_REF.items():
-        row = paper_row(**ref)
-        if row is not None:
-            metrics["targets"][target]["paper"] = row
-    predictions["row"] = test["row"].to_numpy()
-    name = f"powerlaw_{lum.removeprefix('log_')}"
+    n_rows = {k: int(len(v)) for k, v in cnn_split(dataset.table, cfg).items()}
     config = {**cfg, "baseline": {"luminosity": lum, "targets": list(BASELINE_TARGETS),
                                   "fit": "numpy.polyfit degree 1 on the CNN training rows"}}
     meta = {"dataset": str(dataset_path), "data_source": dataset.attrs.get("source"),
-            "split_by": cfg["split"]["by"],
-            "n_rows": {k: int(len(v)) for k, v in splits.items()}}
-    return store.save(KIND, name, store_label(cfg), config=config, metrics=metrics,
-                      predictions=predictions, meta=meta)
+            "split_by": cfg["split"]["by"], "n_rows": n_rows}
+    spec = RunSpec(kind=KIND, name=f"powerlaw_{lum.removeprefix('log_')}", cfg=cfg,
+                   split=Split("cnn"), config=config, meta=meta, paper=PAPER_REF)
+    return run_experiment(PowerLawEstimator(lum), dataset, spec, store)

@@ -4,7 +4,10 @@ Pipeline of one experiment: resolve its inputs at the profile's resolution -> fi
 scaling on the TRAINING rows over the whole dataset -> load every row once, scaled, into memory
 (on the GPU when it fits) -> train with the paper's set-up -> keep the epoch of lowest validation
 loss -> predict the test rows -> metrics (bias and scatter of log10(pred/true) in dex, all and per
-galaxy type), derived quantities, and the results store.
+galaxy type), derived quantities, and the results store. The steps every model shares
+(fingerprint, skip or resume, split, store) are the experiment runner's
+(`analysis_lib.experiments.run_experiment`); the CNN's own steps are arranged as an estimator in
+`cnn_estimator.CNNEstimator`, built from the functions here.
 
 Choices, all stated:
 - Inputs and pixel scaling (fitted on the training rows only): see cnn_data.py.
@@ -46,7 +49,6 @@ Choices, all stated:
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import os
@@ -65,15 +67,13 @@ from tqdm.auto import tqdm
 from analysis_lib.config import store_label
 from analysis_lib.dataset import DatasetError, GalaxyDataset, open_dataset
 from analysis_lib.dataset.splits import cnn_split
+from analysis_lib.experiments.runner import attach_paper
 from analysis_lib.metrics import target_metrics
 from analysis_lib.models import cnn_data, ddp
 from analysis_lib.models.baselines import run_power_law_baseline  # noqa: F401  (CLI imports it)
-from analysis_lib.models.cnn import LIKELIHOODS, build_model, count_parameters, stem_for
 from analysis_lib.models.cnn_data import (
     CNNExperimentError,
-    TargetScaler,
     plan_inputs,
-    prepare_inputs,
     resolve_inputs,
 )
 from analysis_lib.models.experiments import select_experiments
@@ -86,6 +86,7 @@ PREDICTION_META = ["galaxy_id", "projection", "galaxy_type", "inclination_deg"]
 CHECKPOINT = "checkpoint.pt"
 BEST_MODEL = "best_model.pt"
 AUGMENTS = ("none", "dihedral")
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "lr", "epoch_s", "warmup"]
 
 
 # =========================================================================== device
@@ -339,164 +340,245 @@ def train_model(model: nn.Module, data: TrainData, cnn_cfg: dict, plan: DevicePl
     In a torchrun process group (ddp.py) every process takes its slice of each batch.
     TrainResult.extra holds `compile`, `first_step_s`, checkpoint sizes and `world_size`.
     """
-    epochs = int(cnn_cfg["epochs"])
-    batch_size = int(cnn_cfg["batch_size"])
+    epochs, batch_size = int(cnn_cfg["epochs"]), int(cnn_cfg["batch_size"])
     eval_batch = int(cnn_cfg.get("eval_batch_size", 4 * batch_size))
     every = max(1, int(cnn_cfg.get("checkpoint_every", 1)))
-    augment = str(cnn_cfg.get("augment", "none"))
-    if augment not in AUGMENTS:
-        raise CNNExperimentError(f"cnn.augment must be one of {', '.join(AUGMENTS)}, "
-                                 f"not '{augment}'")
+    augment = _check_training(cnn_cfg, batch_size)
     world, main = ddp.world_size(), ddp.is_main()
-    if batch_size < 2 * world:
-        raise CNNExperimentError(f"cnn.batch_size={batch_size} is below 2 per process "
-                                 f"({world} processes): BatchNorm needs 2 samples")
     model.to(plan.device)
     if plan.channels_last:
         model.to(memory_format=torch.channels_last)
-    # fused: one kernel for all parameters (5x faster steps on the CPU, equal to rounding)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(cnn_cfg["lr"]),
-                                 fused=plan.device.type in ("cpu", "cuda"))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    generator = torch.Generator().manual_seed(int(seed))
-    aug_generator = torch.Generator().manual_seed(
-        int(make_rng(int(seed), "cnn", "augment").integers(2**62)))
-    history: list[dict] = []
-    best_state = _state_to_cpu(model.state_dict())
-    best_val, best_epoch, start = math.inf, 0, 0
-    ckpt_info = {"checkpoint_bytes": None, "best_file_bytes": None,
-                 "checkpoint_bytes_written": 0}
-
-    ckpt = load_checkpoint(checkpoint_path) if checkpoint_path is not None else None
-    if ckpt is not None and ckpt.get("run_hash") != run_hash:
-        tqdm.write(f"{checkpoint_path}: checkpoint of a different configuration; starting afresh")
-        ckpt = None
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        generator.set_state(ckpt["generator"])
-        if "aug_generator" in ckpt:
-            aug_generator.set_state(ckpt["aug_generator"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if plan.device.type == "cuda" and "cuda_rng" in ckpt:
-            torch.cuda.set_rng_state(ckpt["cuda_rng"], plan.device)
-        history = list(ckpt["history"])
-        best_val, best_epoch = ckpt["best_val"], ckpt["best_epoch"]
-        start = int(ckpt["epoch"])
-        if "best_state" in ckpt:  # a checkpoint written before the side file existed
-            best_state = ckpt["best_state"]
-        elif ckpt.get("best") == "model":
-            best_state = ckpt["model"]
-        else:
-            side = best_weights_path(checkpoint_path, best_epoch)
-            saved = load_checkpoint(side)
-            if saved is None or saved.get("run_hash") != run_hash or \
-                    int(saved.get("epoch", -1)) != best_epoch:
-                raise CNNExperimentError(f"{checkpoint_path}: its best weights ({side.name}) "
-                                         "are missing or of another run; delete the checkpoint "
-                                         "or rerun with force")
-            best_state = saved["state"]
-
+    opt = _Optimisation.start(model, cnn_cfg, plan, seed, epochs)
+    state = _resume(model, opt, plan, checkpoint_path, run_hash)
     base: nn.Module = model
     if ddp.active():
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [plan.device.index] if plan.device.type == "cuda" else None
         base = DistributedDataParallel(model, device_ids=ids)
-    compiled = _compile(base, plan)
-    loss_fn = loss_fn if loss_fn is not None else nn.MSELoss()
+    loop = _Loop(compiled=_compile(base, plan), base=base,
+                 loss_fn=loss_fn if loss_fn is not None else nn.MSELoss())
     n_train = len(data.train)
     t0 = time.perf_counter()
-    first_step_s = None
     ran = 0
-    bar = tqdm(range(start, epochs), desc=desc, disable=not progress or not main, initial=start,
-               total=epochs)
+    bar = tqdm(range(state.start, epochs), desc=desc, disable=not progress or not main,
+               initial=state.start, total=epochs)
     for epoch0 in bar:
         epoch = epoch0 + 1
         if stop_after is not None and ran >= stop_after:
             break
         t_epoch = time.perf_counter()
         model.train()
-        order = torch.randperm(n_train, generator=generator).to(data.train.device)
-        total = torch.zeros((), device=plan.device)
-        with _recompile_guard(plan):
-            for idx in batches(data.train[order], batch_size, min_last=2 * world):
-                codes = (torch.randint(0, 8, (len(idx),), generator=aug_generator)
-                         if augment == "dihedral" else None)
-                full = len(idx) == batch_size  # the uneven last batch runs eagerly: one graph
-                local = ddp.shard(idx)
-                local_codes = ddp.shard(codes) if codes is not None else None
-                xb = _batch_inputs(data, local, plan, local_codes)
-                yb = data.targets[local.to(data.targets.device)].to(plan.device,
-                                                                    non_blocking=True)
-                t_step = time.perf_counter() if first_step_s is None else 0.0
-                step = compiled.step if full else base
-                try:
-                    with _autocast(plan):
-                        out = step(xb)
-                except Exception as exc:  # compilation failed: say so, record it, go eager
-                    if step is base or first_step_s is not None:
-                        raise
-                    reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-                    warnings.warn(f"torch.compile failed, training eagerly: {reason}",
-                                  stacklevel=2)
-                    tqdm.write(f"WARNING {desc}: torch.compile failed, training eagerly "
-                               f"({reason})")
-                    compiled = _Compiled(base, {**compiled.info, "used": False,
-                                                "fallback": reason})
-                    with _autocast(plan):
-                        out = base(xb)
-                loss = loss_fn(out.float(), yb)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach() * len(local)
-                if first_step_s is None:
-                    _sync(plan)
-                    first_step_s = time.perf_counter() - t_step
+        total = _train_epoch(model, data, plan, opt, loop, batch_size, augment, world, desc)
         train_loss = float(ddp.all_sum(total)) / n_train
-        if not main:
-            val_loss = math.nan  # rank 0's value arrives below
-        elif val_loss_fn is not None:
-            val_loss = float(val_loss_fn(model, epoch))
-        else:
-            val_loss = validation_loss(model, data, plan, eval_batch)
-        val_loss = ddp.broadcast_float(val_loss, plan.device)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        if val_loss < best_val:
-            best_val, best_epoch = val_loss, epoch
-            best_state = _state_to_cpu(model.state_dict())
+        val_loss = _epoch_val_loss(model, data, plan, eval_batch, val_loss_fn, epoch)
+        lr = opt.optimizer.param_groups[0]["lr"]
+        opt.scheduler.step()
+        if val_loss < state.best_val:
+            state.best_val, state.best_epoch = val_loss, epoch
+            state.best_state = _state_to_cpu(model.state_dict())
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": lr,
                "epoch_s": time.perf_counter() - t_epoch,
-               "warmup": bool(ran == 0 and compiled.info.get("used"))}
-        history.append(row)
+               "warmup": bool(ran == 0 and loop.compiled.info.get("used"))}
+        state.history.append(row)
         ran += 1
-        bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}", best=best_epoch)
+        bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}", best=state.best_epoch)
         if checkpoint_path is not None and main and (epoch % every == 0 or epoch == epochs):
-            _write_checkpoint(checkpoint_path, run_hash, epoch, model, optimizer, scheduler,
-                              generator, aug_generator, history, best_state, best_val,
-                              best_epoch, plan, ckpt_info)
+            _write_checkpoint(checkpoint_path, run_hash, epoch, model, opt.optimizer,
+                              opt.scheduler, opt.generator, opt.aug_generator, state.history,
+                              state.best_state, state.best_val, state.best_epoch, plan,
+                              state.ckpt_info)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
     bar.close()
-    done = len(history)
-    extra = {"compile": compiled.info, "first_step_s": first_step_s, "world_size": world,
-             "augment": augment, "deterministic": plan.deterministic, **ckpt_info}
-    if plan.compile and compiled.info.get("used"):
+    return TrainResult(best_state=state.best_state, best_epoch=state.best_epoch,
+                       best_val_loss=state.best_val,
+                       history=pd.DataFrame(state.history, columns=HISTORY_COLUMNS),
+                       epochs_run=ran, resumed_from=state.start,
+                       train_seconds=time.perf_counter() - t0,
+                       finished=len(state.history) >= epochs,
+                       extra=_training_extra(loop, plan, world, augment, state.ckpt_info))
+
+
+def _epoch_val_loss(model: nn.Module, data: TrainData, plan: DevicePlan, eval_batch: int,
+                    val_loss_fn: Callable[[nn.Module, int], float] | None, epoch: int) -> float:
+    """The epoch's validation loss, computed by rank 0 and shared with every process."""
+    if not ddp.is_main():
+        val_loss = math.nan  # rank 0's value arrives below
+    elif val_loss_fn is not None:
+        val_loss = float(val_loss_fn(model, epoch))
+    else:
+        val_loss = validation_loss(model, data, plan, eval_batch)
+    return ddp.broadcast_float(val_loss, plan.device)
+
+
+def _check_training(cnn_cfg: dict, batch_size: int) -> str:
+    """cnn.augment, checked, and a batch size BatchNorm can train on in every process."""
+    augment = str(cnn_cfg.get("augment", "none"))
+    if augment not in AUGMENTS:
+        raise CNNExperimentError(f"cnn.augment must be one of {', '.join(AUGMENTS)}, "
+                                 f"not '{augment}'")
+    world = ddp.world_size()
+    if batch_size < 2 * world:
+        raise CNNExperimentError(f"cnn.batch_size={batch_size} is below 2 per process "
+                                 f"({world} processes): BatchNorm needs 2 samples")
+    return augment
+
+
+@dataclass
+class _Optimisation:
+    """Adam, its cosine schedule, and the seeded shuffling and augmentation generators."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    generator: torch.Generator
+    aug_generator: torch.Generator
+
+    @classmethod
+    def start(cls, model: nn.Module, cnn_cfg: dict, plan: DevicePlan, seed: int, epochs: int
+              ) -> _Optimisation:
+        # fused: one kernel for all parameters (5x faster steps on the CPU, equal to rounding)
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(cnn_cfg["lr"]),
+                                     fused=plan.device.type in ("cpu", "cuda"))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        generator = torch.Generator().manual_seed(int(seed))
+        aug_generator = torch.Generator().manual_seed(
+            int(make_rng(int(seed), "cnn", "augment").integers(2**62)))
+        return cls(optimizer, scheduler, generator, aug_generator)
+
+
+@dataclass
+class _Progress:
+    """Where training stands: history, best epoch and weights, and the epoch to start from."""
+
+    history: list[dict]
+    best_state: dict[str, torch.Tensor]
+    best_val: float
+    best_epoch: int
+    start: int
+    ckpt_info: dict
+
+
+def _resume(model: nn.Module, opt: _Optimisation, plan: DevicePlan,
+            checkpoint_path: Path | None, run_hash: str) -> _Progress:
+    """A fresh start, or the state of a checkpoint of the same run (model, optimiser,
+    schedule, generators, RNG states, history and best weights restored)."""
+    state = _Progress(history=[], best_state=_state_to_cpu(model.state_dict()),
+                      best_val=math.inf, best_epoch=0, start=0,
+                      ckpt_info={"checkpoint_bytes": None, "best_file_bytes": None,
+                                 "checkpoint_bytes_written": 0})
+    ckpt = load_checkpoint(checkpoint_path) if checkpoint_path is not None else None
+    if ckpt is not None and ckpt.get("run_hash") != run_hash:
+        tqdm.write(f"{checkpoint_path}: checkpoint of a different configuration; starting afresh")
+        ckpt = None
+    if ckpt is None:
+        return state
+    model.load_state_dict(ckpt["model"])
+    opt.optimizer.load_state_dict(ckpt["optimizer"])
+    opt.scheduler.load_state_dict(ckpt["scheduler"])
+    opt.generator.set_state(ckpt["generator"])
+    if "aug_generator" in ckpt:
+        opt.aug_generator.set_state(ckpt["aug_generator"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    if plan.device.type == "cuda" and "cuda_rng" in ckpt:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"], plan.device)
+    state.history = list(ckpt["history"])
+    state.best_val, state.best_epoch = ckpt["best_val"], ckpt["best_epoch"]
+    state.start = int(ckpt["epoch"])
+    state.best_state = _checkpoint_best(ckpt, checkpoint_path, run_hash)
+    return state
+
+
+def _checkpoint_best(ckpt: dict, checkpoint_path: Path, run_hash: str
+                     ) -> dict[str, torch.Tensor]:
+    """The best weights a checkpoint refers to: its own, its model's, or its side file's."""
+    if "best_state" in ckpt:  # a checkpoint written before the side file existed
+        return ckpt["best_state"]
+    if ckpt.get("best") == "model":
+        return ckpt["model"]
+    best_epoch = ckpt["best_epoch"]
+    side = best_weights_path(checkpoint_path, best_epoch)
+    saved = load_checkpoint(side)
+    if saved is None or saved.get("run_hash") != run_hash or \
+            int(saved.get("epoch", -1)) != best_epoch:
+        raise CNNExperimentError(f"{checkpoint_path}: its best weights ({side.name}) "
+                                 "are missing or of another run; delete the checkpoint "
+                                 "or rerun with force")
+    return saved["state"]
+
+
+@dataclass
+class _Loop:
+    """What the batch loop carries across epochs: the (possibly compiled) step model, the
+    eager one, the loss, and the first step's time (compilation included)."""
+
+    compiled: _Compiled
+    base: nn.Module
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    first_step_s: float | None = None
+
+
+def _train_epoch(model: nn.Module, data: TrainData, plan: DevicePlan, opt: _Optimisation,
+                 loop: _Loop, batch_size: int, augment: str, world: int, desc: str
+                 ) -> torch.Tensor:
+    """One pass over the shuffled training rows; returns the summed (per-sample) loss."""
+    order = torch.randperm(len(data.train), generator=opt.generator).to(data.train.device)
+    total = torch.zeros((), device=plan.device)
+    with _recompile_guard(plan):
+        for idx in batches(data.train[order], batch_size, min_last=2 * world):
+            codes = (torch.randint(0, 8, (len(idx),), generator=opt.aug_generator)
+                     if augment == "dihedral" else None)
+            full = len(idx) == batch_size  # the uneven last batch runs eagerly: one graph
+            local = ddp.shard(idx)
+            local_codes = ddp.shard(codes) if codes is not None else None
+            xb = _batch_inputs(data, local, plan, local_codes)
+            yb = data.targets[local.to(data.targets.device)].to(plan.device, non_blocking=True)
+            t_step = time.perf_counter() if loop.first_step_s is None else 0.0
+            out = _forward(loop, loop.compiled.step if full else loop.base, xb, plan, desc)
+            loss = loop.loss_fn(out.float(), yb)
+            opt.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.optimizer.step()
+            total += loss.detach() * len(local)
+            if loop.first_step_s is None:
+                _sync(plan)
+                loop.first_step_s = time.perf_counter() - t_step
+    return total
+
+
+def _forward(loop: _Loop, step: nn.Module, xb: dict[str, torch.Tensor], plan: DevicePlan,
+             desc: str) -> torch.Tensor:
+    """The step's forward pass; a compilation that fails on the first step falls back to
+    eager, WITH a warning and the reason recorded in loop.compiled.info."""
+    try:
+        with _autocast(plan):
+            return step(xb)
+    except Exception as exc:  # compilation failed: say so, record it, go eager
+        if step is loop.base or loop.first_step_s is not None:
+            raise
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        warnings.warn(f"torch.compile failed, training eagerly: {reason}", stacklevel=4)
+        tqdm.write(f"WARNING {desc}: torch.compile failed, training eagerly ({reason})")
+        loop.compiled = _Compiled(loop.base, {**loop.compiled.info, "used": False,
+                                              "fallback": reason})
+        with _autocast(plan):
+            return loop.base(xb)
+
+
+def _training_extra(loop: _Loop, plan: DevicePlan, world: int, augment: str,
+                    ckpt_info: dict) -> dict:
+    """TrainResult.extra: compilation (with the graphs it made), first step, checkpoints."""
+    extra = {"compile": loop.compiled.info, "first_step_s": loop.first_step_s,
+             "world_size": world, "augment": augment, "deterministic": plan.deterministic,
+             **ckpt_info}
+    if plan.compile and loop.compiled.info.get("used"):
         from torch._dynamo.utils import counters
 
-        info = dict(compiled.info)
+        info = dict(loop.compiled.info)
         before = info.pop("_graphs_before", 0)
         extra["compile"] = {**info,
                             "unique_graphs": int(counters["stats"]["unique_graphs"]) - before}
-    return TrainResult(best_state=best_state, best_epoch=best_epoch, best_val_loss=best_val,
-                       history=pd.DataFrame(history, columns=["epoch", "train_loss", "val_loss",
-                                                              "lr", "epoch_s", "warmup"]),
-                       epochs_run=ran, resumed_from=start,
-                       train_seconds=time.perf_counter() - t0, finished=done >= epochs,
-                       extra=extra)
+    return extra
 
 
 def _write_checkpoint(path: Path, run_hash: str, epoch: int, model: nn.Module,
@@ -585,20 +667,23 @@ def paper_reference(experiment: dict, reference_csv: Path | None = None) -> dict
     return out
 
 
-def attach_paper(blocks: dict[str, dict], refs: dict[str, dict]) -> None:
-    """Put each paper number beside our number: block['paper'] or block[group]['paper']."""
-    for key, ref in refs.items():
-        quantity, _, group = key.partition("@")
-        if quantity in blocks:
-            (blocks[quantity][group] if group else blocks[quantity])["paper"] = ref
-
-
 def evaluate(pred_log: np.ndarray, test_table: pd.DataFrame, experiment: dict,
              pred_sigma: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
+    """`score`, with the paper's numbers beside ours (for callers outside the runner)."""
+    pred, metrics = score(pred_log, test_table, experiment, pred_sigma)
+    refs = paper_reference(experiment)
+    attach_paper(metrics["targets"], refs)
+    attach_paper(metrics["derived"], refs)
+    return pred, metrics
+
+
+def score(pred_log: np.ndarray, test_table: pd.DataFrame, experiment: dict,
+          pred_sigma: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
     """Predictions (meta, then true_X and pred_X per target and derived X) and test metrics.
 
     metrics = {"targets": {X: target_metrics(...)}, "derived": {X: target_metrics(...)},
-    ...notes}, each block with 'all', 'early', 'late' and, where the paper has one, 'paper'.
+    ...notes}, each block with 'all', 'early', 'late' (the paper's numbers: `evaluate`, or the
+    experiment runner).
     With `pred_sigma` (a Gaussian head's 1-sigma, dex, same shape as pred_log) the predictions
     also hold pred_sigma_X and metrics the calibration of those Gaussians on the test rows:
     coverage_68, coverage_95 and crps (means over targets) and "calibration" per target
@@ -628,14 +713,17 @@ def evaluate(pred_log: np.ndarray, test_table: pd.DataFrame, experiment: dict,
             if base != q and f"true_{base}" not in pred:  # e.g. true_log_fdm beside
                 pred[f"true_{base}"] = t  # pred_log_fdm_derived, as the book's tables expect
         metrics.update(notes)
-    refs = paper_reference(experiment)
-    attach_paper(metrics["targets"], refs)
-    attach_paper(metrics["derived"], refs)
     pred["row"] = table["row"].to_numpy()
     return pred, metrics
 
 
 # =========================================================================== experiments
+
+
+def paper_refs(experiment: dict) -> dict[str, dict]:
+    """The experiment's 'paper' mapping as `paper.paper_row` arguments (method 'cnn')."""
+    return {q: {"section": ref["section"], "method": "cnn", "inputs": ref["inputs"],
+                "target": ref["target"]} for q, ref in (experiment.get("paper") or {}).items()}
 
 
 def validate_experiment(experiment: dict, dataset: GalaxyDataset) -> None:
@@ -678,8 +766,8 @@ _RUNTIME_KEYS = ("experiments", "device", "compile", "keep_model", "checkpoint_e
 # cnn settings of repeats, ensembles, flows and the split comparison: they choose which runs
 # exist, never the result of one run (a member's epochs and image size enter as cnn.epochs and
 # cnn.image_size); nll_beta changes only Gaussian-likelihood runs
-_PROBABILISTIC_KEYS = ("seeds", "seed_experiments", "ensemble_members", "ensemble_epochs",
-                       "ensemble_image_size",
+_PROBABILISTIC_KEYS = ("seeds", "seed_experiments", "augment_experiments",
+                       "ensemble_members", "ensemble_epochs", "ensemble_image_size",
                        "conformal_level", "flow_context_dims", "flow_transforms",
                        "flow_hidden", "flow_epochs", "flow_patience", "flow_lr",
                        "flow_batch_size", "flow_samples", "flow_keep_samples",
@@ -688,13 +776,18 @@ _PROBABILISTIC_KEYS = ("seeds", "seed_experiments", "ensemble_members", "ensembl
 
 def _run_hash(cfg: dict, experiment: dict, dataset: GalaxyDataset) -> str:
     """What a stored run or a checkpoint must share with the run that would reuse it."""
+    return run_fingerprint(**_run_hash_parts(cfg, experiment, dataset))
+
+
+def _run_hash_parts(cfg: dict, experiment: dict, dataset: GalaxyDataset) -> dict:
+    """`_run_hash`'s inputs (kind stays 'cnn' for cnn_prob's runs, as it always was)."""
     skip = set(_RUNTIME_KEYS) | set(_PROBABILISTIC_KEYS)
     if experiment.get("likelihood", "mse") == "mse":
         skip.add("nll_beta")
     cnn = {k: v for k, v in cfg["cnn"].items() if k not in skip}
-    return run_fingerprint(kind=KIND, cnn=cnn, seed=cfg["seed"], split=cfg["split"],
-                           experiment=experiment, dataset=dataset.identity(),
-                           input_format=cnn_data.INPUT_FORMAT_VERSION)
+    return dict(kind=KIND, cnn=cnn, seed=cfg["seed"], split=cfg["split"],
+                experiment=experiment, dataset=dataset.identity(),
+                input_format=cnn_data.INPUT_FORMAT_VERSION)
 
 
 def finite_rows(table: pd.DataFrame, rows: np.ndarray, targets: Sequence[str]) -> np.ndarray:
@@ -708,169 +801,37 @@ def run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
     """Train one named experiment (resuming an interrupted run) and store its test results.
 
     Skipped, returning the stored run's directory, when its metrics exist and force is False.
+    In a torchrun group rank 0 holds the entry's lock for the whole group and stores.
     """
-    store = store or ResultsStore()
-    if not ddp.is_main():  # torchrun: rank 0 holds the entry's lock for the whole group
-        return _run_cnn_experiment(cfg, dataset_path, experiment, store, force, progress)
-    with store.lock(KIND, experiment["name"], store_label(cfg)):  # one live run per entry
-        return _run_cnn_experiment(cfg, dataset_path, experiment, store, force, progress)
+    return _run_cnn_experiment(cfg, dataset_path, experiment, store or ResultsStore(), force,
+                               progress)
 
 
 def _run_cnn_experiment(cfg: dict, dataset_path: str | Path, experiment: dict,
                         store: ResultsStore, force: bool, progress: bool, kind: str = KIND
                         ) -> Path:
-    """One run, stored as `kind`/<experiment name> (the caller holds the entry's lock).
+    """One run through the experiment runner, stored as `kind`/<experiment name>.
 
     Keys an experiment may carry beyond the YAML's (set by cnn_prob): `seed_index` (a repeat;
     its seeds come from `base` and the index), `base` (the experiment it repeats), `split_by`
     (galaxy | projection, overriding split.by), `likelihood` (mse | gaussian) and `flow` (keep
     the head's input features for a conditional normalising flow).
     """
-    profile, name = store_label(cfg), experiment["name"]
-    run_dir = store.run_dir(kind, name, profile)
-    ckpt_path = run_dir / "extra" / CHECKPOINT
+    from analysis_lib.experiments.runner import RunSpec, Split, run_experiment
+    from analysis_lib.models.cnn_estimator import CNNEstimator, run_config
+
     dataset_path = Path(dataset_path)
     dataset = open_dataset(dataset_path)
-    fingerprint = _run_hash(cfg, experiment, dataset)
-    if store.exists(kind, name, profile, fingerprint) and not force:
-        return run_dir
-    if force and ddp.is_main():
-        remove_checkpoint(ckpt_path)
-    ddp.barrier()
-    t_start = time.perf_counter()
-    cnn_cfg = cfg["cnn"]
-    if int(cnn_cfg["epochs"]) < 1:  # load_config refuses it; a hand-made cfg must not either
-        raise CNNExperimentError(f"cnn.epochs={cnn_cfg['epochs']}: an untrained model is not "
-                                 "a run; set cnn.epochs >= 1")
-    validate_experiment(experiment, dataset)
-    targets = list(experiment["targets"])
-    table = dataset.table.copy()
-    table["row"] = np.arange(len(table))
-
-    split_by = str(experiment.get("split_by", cfg["split"]["by"]))
-    seed_base, seed_index = str(experiment.get("base", name)), int(experiment.get("seed_index", 0))
-    likelihood = str(experiment.get("likelihood", "mse"))
-    if likelihood not in LIKELIHOODS:
-        raise CNNExperimentError(f"experiment '{name}': likelihood '{likelihood}' (choose from "
-                                 f"{', '.join(LIKELIHOODS)})")
-    splits = cnn_split(table, cfg, by=split_by)
-    kept = {k: finite_rows(table, v, targets) for k, v in splits.items()}
-    dropped = {k: int(len(splits[k]) - len(kept[k])) for k in splits}
-    for k in ("train", "val", "test"):
-        if len(kept[k]) < 2:
-            raise CNNExperimentError(f"{dataset_path}: only {len(kept[k])} {k} rows with finite "
-                                     f"{targets} (experiment '{name}')")
-
-    specs = resolve_inputs(dataset, experiment, int(cnn_cfg["image_size"]))
-    plan = device_plan(cnn_cfg)
-    mode = str(cnn_cfg.get("pixel_scaling", "linear"))
-    block = int(cnn_cfg.get("load_block", 512))
-    used = np.sort(np.concatenate([kept["train"], kept["val"], kept["test"]]))
-    scalers, host, read_info = prepare_inputs(
-        dataset, specs, kept["train"], used, mode, float(cnn_cfg.get("log_floor_rel", 1e-6)),
-        block, plan.storage_dtype, float(cnn_cfg.get("read_once_gb", 8.0)) * 2**30, progress)
-    position = np.full(len(table), -1, dtype=np.int64)
-    position[used] = np.arange(len(used))
-    tscaler = TargetScaler.fit(table.loc[kept["train"], targets].to_numpy(float), targets)
-    y = torch.from_numpy(tscaler.forward(table.loc[used, targets].to_numpy(float))).float()
-    inputs, resident = place_inputs(host, plan, float(cnn_cfg.get("resident_fraction", 0.7)))
-    del host  # once on the GPU, the host copy is garbage
-    data_device = next(iter(inputs.values())).device
-    data = TrainData(inputs=inputs, targets=y.to(data_device),
-                     train=torch.from_numpy(position[kept["train"]]).to(data_device),
-                     val=torch.from_numpy(position[kept["val"]]).to(data_device))
-    t_loaded = time.perf_counter()
-
-    seeds = {p: experiment_seed(cfg, seed_base, p, seed_index) for p in ("init", "shuffle")}
-    torch.manual_seed(seeds["init"])
-    model = build_model({s.name: s.size for s in specs}, targets, cnn_cfg, likelihood=likelihood)
-    eval_batch = int(cnn_cfg.get("eval_batch_size", 4 * cnn_cfg["batch_size"]))
-    losses: dict = {}
-    if likelihood == "gaussian":  # NLL on standardised targets; the validation loss is the NLL
-        from analysis_lib.models import cnn_prob
-
-        losses = cnn_prob.gaussian_losses(data, plan, eval_batch,
-                                          float(cnn_cfg.get("nll_beta", 0.0)))
-    result = train_model(model, data, cnn_cfg, plan, seeds["shuffle"],
-                         checkpoint_path=ckpt_path, run_hash=fingerprint,
-                         progress=progress, desc=name, **losses)
-    if not result.finished:
-        raise CNNExperimentError(f"experiment '{name}' stopped before its last epoch; rerun to "
-                                 "resume from its checkpoint")
-
-    model.load_state_dict(result.best_state)
-    t_eval = time.perf_counter()
-    test_idx = torch.from_numpy(position[kept["test"]]).to(data_device)
-    out = predict_standardised(model, data, test_idx, plan, eval_batch)
-    extra_files: dict[str, Callable[[Path], None]] = {}
-    if likelihood == "gaussian":
-        pred_log, pred_sigma = cnn_prob.destandardise(out, tscaler)
-        predictions, metrics = evaluate(pred_log, table.loc[kept["test"]], experiment,
-                                        pred_sigma)
-        val_out = predict_standardised(model, data, data.val, plan, eval_batch)
-        extra_files["val"] = cnn_prob.validation_writer(val_out, tscaler,
-                                                        table.loc[kept["val"]], targets)
-    else:
-        pred_log = tscaler.inverse(out.numpy().astype(np.float64))
-        predictions, metrics = evaluate(pred_log, table.loc[kept["test"]], experiment)
-    if experiment.get("flow") and seed_index == 0:  # the flow's context: the head's input
-        extra_files["embedding"] = cnn_prob.embedding_writer(model, data, plan, eval_batch,
-                                                             position, kept)
-    metrics.update(best_epoch=result.best_epoch, best_val_loss=result.best_val_loss,
-                   likelihood=likelihood, split_by=split_by, seed_index=seed_index,
-                   seed_base=seed_base, seeds=seeds)
-    t_end = time.perf_counter()
-
-    epoch_s = result.history["epoch_s"]
-    if "warmup" in result.history and (~result.history["warmup"].astype(bool)).any():
-        epoch_s = epoch_s[~result.history["warmup"].astype(bool)]  # compilation excluded
-    resolution = next((s.size for s in specs if s.kind != "map"), None)
-    meta = {
-        "device": plan.device.type, "device_name": plan.name,
-        "amp_dtype": str(plan.amp_dtype).replace("torch.", "") if plan.amp_dtype else None,
-        "channels_last": plan.channels_last, "compiled": plan.compile,
-        "data_resident_on_device": resident,
-        "dataset": str(dataset_path), "data_source": dataset.attrs.get("source"),
-        "dataset_profile": dataset.attrs.get("profile"),
-        "resolution_requested": experiment.get("resolution"), "resolution_used": resolution,
-        "inputs": {s.name: {"size": s.size, "sources": list(s.sources),
-                            "stem": stem_for(s.size, cnn_cfg.get("stem", "imagenet"))}
-                   for s in specs},
-        "pixel_scaling": {k: v.as_dict() for k, v in scalers.items()},
-        "target_scaling": tscaler.as_dict(),
-        "split_by": split_by, "seed_index": seed_index, "seeds": seeds,
-        "n_rows": {k: int(len(v)) for k, v in kept.items()},
-        "n_dropped_nonfinite_target": dropped,
-        "n_parameters": count_parameters(model),
-        "best_epoch": result.best_epoch, "epochs": int(cnn_cfg["epochs"]),
-        "resumed_from_epoch": result.resumed_from,
-        "resolution_rebinned_from": next((int(s.sources[0].rsplit("_", 1)[1]) for s in specs
-                                          if s.kind != "map" and s.rebin > 1), None),
-        "training": result.extra, "input_reading": read_info,
-        "timings": {"wall_s": t_end - t_start, "load_s": t_loaded - t_start,
-                    "train_s_this_call": result.train_seconds, "eval_s": t_end - t_eval,
-                    "train_s_all_epochs": float(epoch_s.sum()),
-                    "epoch_s_mean": float(epoch_s.mean()) if len(epoch_s) else None,
-                    "train_samples_per_s": (len(kept["train"]) / float(epoch_s.mean())
-                                            if len(epoch_s) else None)},
-    }
-    run_config = {**copy.deepcopy(cfg), "experiment": experiment}
-
-    def write_model(entry: Path) -> None:  # into the new entry, before it replaces the old
-        for writer in extra_files.values():
-            writer(entry / "extra")
-        if cnn_cfg.get("keep_model"):
-            save_checkpoint(entry / "extra" / BEST_MODEL, {"model": result.best_state,
-                                                           "input_sizes": meta["inputs"],
-                                                           "targets": targets})
-
-    if not ddp.is_main():  # torchrun: rank 0 stores
-        return run_dir
-    path = store.save(kind, name, profile, config=run_config, metrics=metrics,
-                      predictions=predictions, history=result.history, meta=meta,
-                      fingerprint=fingerprint, extra=write_model)
-    remove_checkpoint(ckpt_path)
-    return path
+    meta = {"dataset": str(dataset_path), "data_source": dataset.attrs.get("source"),
+            "dataset_profile": dataset.attrs.get("profile"),
+            "resolution_requested": experiment.get("resolution")}
+    spec = RunSpec(kind=kind, name=experiment["name"], cfg=cfg,
+                   split=Split("cnn", str(experiment.get("split_by", cfg["split"]["by"]))),
+                   config=run_config(cfg, experiment), meta=meta,
+                   fingerprint=_run_hash_parts(cfg, experiment, dataset),
+                   paper=paper_refs(experiment), main=ddp.is_main())
+    estimator = CNNEstimator(experiment, cfg, progress, where=str(dataset_path))
+    return run_experiment(estimator, dataset, spec, store, force)
 
 
 class CNNSelectionError(CNNExperimentError):

@@ -17,6 +17,10 @@ and the number of such rows is reported.
 Training is deterministic: a per-experiment seed from analysis_lib.rng, deterministic=True,
 force_col_wise, and a fixed thread count (cfg['gbdt']['num_threads'], 0 = os.cpu_count()).
 lightgbm and shap are imported inside functions.
+
+One experiment is a `GBDTEstimator` (select_rows -> fit -> predict / evaluate); the experiment
+runner (`analysis_lib.experiments.run_experiment`) takes it from the dataset to the store, and
+`fit_gbdt` runs the same steps on an in-memory table without the store.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import pandas as pd
 
 from analysis_lib.config import store_label
 from analysis_lib.dataset import FEATURES, open_dataset
-from analysis_lib.dataset.splits import gbdt_split
+from analysis_lib.dataset.splits import gbdt_split  # noqa: F401  (tests patch it here)
+from analysis_lib.experiments.runner import RunSpec, Split, check_fitted, run_experiment
 from analysis_lib.metrics import log_ratio_stats, target_metrics
 from analysis_lib.models import importance as imp
 from analysis_lib.models.experiments import select_experiments
@@ -180,79 +185,194 @@ def train_booster(x_train: pd.DataFrame, y_train: np.ndarray, x_test: pd.DataFra
     return booster, history[HISTORY_COLUMNS]
 
 
+class GBDTEstimator:
+    """LightGBM for one experiment's target from its Table-1 features (the paper's Table 3).
+
+    Parameters
+    ----------
+    experiment : dict
+        The experiment (features, one target, name, section, optional `probabilistic`).
+    cfg : dict
+        The profile; its `gbdt` section holds the hyper-parameters (num_leaves,
+        min_data_in_leaf, learning_rate, num_boost_round, exclusion cuts, permutation_repeats)
+        and its seed the per-experiment seeds.
+    split_by : str
+        'galaxy' or 'projection', recorded in the metrics.
+    where : str
+        Names the data in error messages (the dataset file).
+
+    Fitted attributes: ``booster_``, ``history_`` (learning curves, the test set watched, never
+    used to choose a round), ``params_``, ``counts_`` (exclusions), ``timings_``, ``meta_``.
+    """
+
+    def __init__(self, experiment: dict, cfg: dict, split_by: str = "galaxy",
+                 where: str = "table") -> None:
+        self.experiment = experiment
+        self.cfg = cfg
+        self.split_by = split_by
+        self.where = where
+
+    # -- rows
+    def select_rows(self, dataset, split: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The split without the paper's exclusions and rows of non-finite target (counted).
+
+        The split is drawn on all rows and the exclusions applied afterwards, as the paper's
+        18833 + 9277 = 28110 counts the samples before them.
+        """
+        self._t0 = time.perf_counter()
+        table = dataset.table.reset_index(drop=True)
+        self.features_, self.target_ = _check_experiment(self.experiment, table, self.where)
+        self.excluded_, counts = exclusion_mask(table, self.cfg)
+        finite = np.isfinite(table[self.target_].to_numpy(dtype=float))
+        counts["rows_nonfinite_target"] = int((~finite & ~self.excluded_).sum())
+        keep = ~self.excluded_ & finite
+        rows = {s: idx[keep[idx]] for s, idx in split.items()}
+        for s in ("train", "test"):
+            counts[f"rows_excluded_{s}"] = int((~keep[split[s]]).sum())
+            if len(rows[s]) == 0:
+                raise GBDTInputError(f"{self.where}: experiment '{self.experiment['name']}' has "
+                                     f"no {s} rows left after exclusions and non-finite "
+                                     f"'{self.target_}' values")
+        x = table[self.features_].astype(float).replace([np.inf, -np.inf], np.nan)
+        counts["rows_with_missing_feature"] = int(x[keep].isna().any(axis=1).sum())  # kept
+        self.counts_ = counts
+        self._selected = rows
+        return rows
+
+    def _xy(self, dataset, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        table = dataset.table.reset_index(drop=True)
+        x = table[self.features_].astype(float).replace([np.inf, -np.inf], np.nan)
+        return x.iloc[rows], table[self.target_].to_numpy(dtype=float)[rows]
+
+    # -- fit / predict
+    def fit(self, dataset, rows: dict[str, np.ndarray]) -> GBDTEstimator:
+        """Train for exactly cfg['gbdt']['num_boost_round'] rounds on rows['train'], recording
+        the train and test curves (rows['test'] is watched only). A split that did not come
+        from `select_rows` goes through it first."""
+        if rows is not getattr(self, "_selected", None):  # a raw split: apply the row rules
+            rows = self.select_rows(dataset, rows)
+        x_train, y_train = self._xy(dataset, rows["train"])
+        x_test, y_test = self._xy(dataset, rows["test"])
+        self.params_ = lightgbm_params(self.cfg, experiment_seed(self.cfg,
+                                                                 self.experiment["name"]))
+        self.booster_, self.history_ = train_booster(x_train, y_train, x_test, y_test,
+                                                     self.params_,
+                                                     self.cfg["gbdt"]["num_boost_round"])
+        return self
+
+    def predict(self, dataset, rows: np.ndarray) -> np.ndarray:
+        """The target (log10) of the given rows: (n_rows, 1)."""
+        check_fitted(self, "booster_")
+        return self.booster_.predict(self._xy(dataset, rows)[0])[:, None]
+
+    # -- evaluate
+    def evaluate(self, dataset, rows: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict]:
+        """Test predictions and metrics, importances (gain, permutation, SHAP), and for a
+        probabilistic experiment the conformalized quantile intervals."""
+        check_fitted(self, "booster_")
+        table = dataset.table.reset_index(drop=True)
+        target, features = self.target_, self.features_
+        x_train, y_train = self._xy(dataset, rows["train"])
+        x_test, y_test = self._xy(dataset, rows["test"])
+        pred_test, pred_train = self.booster_.predict(x_test), self.booster_.predict(x_train)
+        t_fit = time.perf_counter() - self._t0
+        self._explain(x_test, y_test)
+        t_imp = time.perf_counter() - self._t0 - t_fit
+        test_meta = table.loc[rows["test"], PREDICTION_META].reset_index(drop=True)
+        predictions = test_meta.assign(**{f"true_{target}": y_test, f"pred_{target}": pred_test})
+        self.shap_frame_ = pd.concat([test_meta[["galaxy_id", "projection"]],
+                                      pd.DataFrame(self.shap_[0], columns=features)], axis=1)
+        metrics = self._metrics(table, rows, pred_test, y_test, pred_train, y_train)
+        if self.experiment.get("probabilistic"):
+            t_q = time.perf_counter()
+            intervals, calib = quantile_intervals(table, self.cfg, self.experiment, features,
+                                                  target, rows["train"], rows["test"])
+            predictions = pd.concat([predictions, intervals], axis=1)
+            metrics.update(calib)
+            metrics["timings_quantile_s"] = time.perf_counter() - t_q
+        self.correlations_ = correlation_matrix(table.loc[~self.excluded_])
+        self.timings_ = {"fit_s": t_fit, "importance_s": t_imp,
+                         "total_s": time.perf_counter() - self._t0}
+        self.meta_ = {"wall_s": self.timings_["total_s"], "timings": self.timings_}
+        return predictions, metrics
+
+    def _explain(self, x_test: pd.DataFrame, y_test: np.ndarray) -> None:
+        name = self.experiment["name"]
+        gain = imp.gain_importance(self.booster_)
+        perm = imp.permutation_importance(self.booster_, x_test, y_test,
+                                          int(self.cfg["gbdt"].get("permutation_repeats", 5)),
+                                          experiment_seed(self.cfg, name, "permutation"))
+        self.shap_ = imp.shap_values(self.booster_, x_test)
+        self.importances_ = imp.importance_table(gain, perm,
+                                                 imp.shap_importance(self.shap_[0],
+                                                                     self.features_))
+        self.agreement_ = imp.compare_rankings(self.importances_)
+
+    def _metrics(self, table: pd.DataFrame, rows: dict, pred_test: np.ndarray,
+                 y_test: np.ndarray, pred_train: np.ndarray, y_train: np.ndarray) -> dict:
+        types_test = table["galaxy_type"].to_numpy()[rows["test"]]
+        train_gal = set(table["galaxy_id"].to_numpy()[rows["train"]])
+        test_gal = set(table["galaxy_id"].to_numpy()[rows["test"]])
+        agreement = self.agreement_
+        return {
+            "experiment": self.experiment["name"],
+            "run": run_name(self.experiment, self.split_by),
+            "section": str(self.experiment.get("section", "")), "target": self.target_,
+            "features": self.features_, "split_by": self.split_by,
+            "n_train": int(len(rows["train"])), "n_test": int(len(rows["test"])),
+            "n_galaxies_train": len(train_gal), "n_galaxies_test": len(test_gal),
+            "test_galaxies_also_in_train": len(train_gal & test_gal),
+            "targets": {self.target_: target_metrics(pred_test, y_test, types_test)},
+            "train": {"all": log_ratio_stats(pred_train, y_train)},
+            "final_round": {k: float(v) for k, v in self.history_.iloc[-1].items()
+                            if k != "round"},
+            "exclusions": self.counts_,
+            "importance": {"top_feature": agreement["top_feature"],
+                           "spearman": agreement["spearman"], "summary": agreement["summary"]},
+            "shap_expected_value": self.shap_[1],
+        }
+
+    # -- store
+    def write_extra(self, entry: Path) -> None:
+        """Importances, their agreement, the correlation matrix, SHAP values and the model."""
+        extra = entry / "extra"
+        self.importances_.to_csv(extra / "importance.csv", index=False)
+        (extra / "importance_agreement.json").write_text(
+            json.dumps(self.agreement_, indent=2, sort_keys=True))
+        self.correlations_.rename_axis("column").reset_index().to_csv(
+            extra / "correlation.csv", index=False)
+        self.shap_frame_.to_csv(extra / "shap_values.csv", index=False)
+        (extra / "model.txt").write_text(self.booster_.model_to_string())
+
+    def as_fit(self, predictions: pd.DataFrame, metrics: dict) -> GBDTFit:
+        """The fitted state as a GBDTFit (what `fit_gbdt` returns)."""
+        return GBDTFit(booster=self.booster_, history=self.history_, predictions=predictions,
+                       metrics=metrics, importances=self.importances_,
+                       agreement=self.agreement_, shap_values=self.shap_frame_,
+                       correlations=self.correlations_, params=self.params_,
+                       timings=self.timings_)
+
+
+@dataclass
+class _Table:
+    """An in-memory table where the estimators expect a dataset (they read `.table`)."""
+
+    table: pd.DataFrame
+
+
 def fit_gbdt(table: pd.DataFrame, cfg: dict, experiment: dict | str,
              split_by: str | None = None, where: str = "table") -> GBDTFit:
-    """Split, exclude, train, predict, and explain one experiment on an in-memory table."""
+    """Split, exclude, train, predict, and explain one experiment on an in-memory table.
+
+    The same steps as the runner's (`GBDTEstimator` on `Split('gbdt')`), without the store.
+    """
     experiment = _resolve(experiment)
-    features, target = _check_experiment(experiment, table, where)
     split_by = split_by or experiment.get("split_by") or cfg["split"]["by"]
-    t0 = time.perf_counter()
-    table = table.reset_index(drop=True)
-    split = gbdt_split(table, cfg, by=split_by)
-    excluded, counts = exclusion_mask(table, cfg)
-    finite = np.isfinite(table[target].to_numpy(dtype=float))
-    counts["rows_nonfinite_target"] = int((~finite & ~excluded).sum())
-    keep = ~excluded & finite
-    rows = {s: idx[keep[idx]] for s, idx in split.items()}
-    for s in ("train", "test"):
-        counts[f"rows_excluded_{s}"] = int((~keep[split[s]]).sum())
-        if len(rows[s]) == 0:
-            raise GBDTInputError(f"{where}: experiment '{experiment['name']}' has no {s} rows "
-                                 f"left after exclusions and non-finite '{target}' values")
-    x = table[features].astype(float).replace([np.inf, -np.inf], np.nan)
-    y = table[target].to_numpy(dtype=float)
-    counts["rows_with_missing_feature"] = int(x[keep].isna().any(axis=1).sum())  # kept
-    x_train, x_test = x.iloc[rows["train"]], x.iloc[rows["test"]]
-    y_train, y_test = y[rows["train"]], y[rows["test"]]
-
-    params = lightgbm_params(cfg, experiment_seed(cfg, experiment["name"]))
-    booster, history = train_booster(x_train, y_train, x_test, y_test, params,
-                                     cfg["gbdt"]["num_boost_round"])
-    pred_test, pred_train = booster.predict(x_test), booster.predict(x_train)
-    t_fit = time.perf_counter() - t0
-
-    gain = imp.gain_importance(booster)
-    perm = imp.permutation_importance(booster, x_test, y_test,
-                                      int(cfg["gbdt"].get("permutation_repeats", 5)),
-                                      experiment_seed(cfg, experiment["name"], "permutation"))
-    shap_vals, shap_expected = imp.shap_values(booster, x_test)
-    importances = imp.importance_table(gain, perm, imp.shap_importance(shap_vals, features))
-    agreement = imp.compare_rankings(importances)
-    t_imp = time.perf_counter() - t0 - t_fit
-
-    test_meta = table.loc[rows["test"], PREDICTION_META].reset_index(drop=True)
-    predictions = test_meta.assign(**{f"true_{target}": y_test, f"pred_{target}": pred_test})
-    shap_frame = pd.concat([test_meta[["galaxy_id", "projection"]],
-                            pd.DataFrame(shap_vals, columns=features)], axis=1)
-    types_test = table["galaxy_type"].to_numpy()[rows["test"]]
-    train_gal = set(table["galaxy_id"].to_numpy()[rows["train"]])
-    test_gal = set(table["galaxy_id"].to_numpy()[rows["test"]])
-    metrics = {
-        "experiment": experiment["name"], "run": run_name(experiment, split_by),
-        "section": str(experiment.get("section", "")), "target": target, "features": features,
-        "split_by": split_by, "n_train": int(len(rows["train"])), "n_test": int(len(rows["test"])),
-        "n_galaxies_train": len(train_gal), "n_galaxies_test": len(test_gal),
-        "test_galaxies_also_in_train": len(train_gal & test_gal),
-        "targets": {target: target_metrics(pred_test, y_test, types_test)},
-        "train": {"all": log_ratio_stats(pred_train, y_train)},
-        "final_round": {k: float(v) for k, v in history.iloc[-1].items() if k != "round"},
-        "exclusions": counts,
-        "importance": {"top_feature": agreement["top_feature"],
-                       "spearman": agreement["spearman"], "summary": agreement["summary"]},
-        "shap_expected_value": shap_expected,
-    }
-    if experiment.get("probabilistic"):
-        t_q = time.perf_counter()
-        intervals, calib = quantile_intervals(table, cfg, experiment, features, target,
-                                              rows["train"], rows["test"])
-        predictions = pd.concat([predictions, intervals], axis=1)
-        metrics.update(calib)
-        metrics["timings_quantile_s"] = time.perf_counter() - t_q
-    correlations = correlation_matrix(table.loc[~excluded])
-    timings = {"fit_s": t_fit, "importance_s": t_imp, "total_s": time.perf_counter() - t0}
-    return GBDTFit(booster=booster, history=history, predictions=predictions, metrics=metrics,
-                   importances=importances, agreement=agreement, shap_values=shap_frame,
-                   correlations=correlations, params=params, timings=timings)
+    data = _Table(table.reset_index(drop=True))
+    est = GBDTEstimator(experiment, cfg, split_by, where)
+    rows = est.select_rows(data, Split("gbdt", split_by).rows(data.table, cfg))
+    predictions, metrics = est.fit(data, rows).evaluate(data, rows)
+    return est.as_fit(predictions, metrics)
 
 
 # --------------------------------------------------------------------------- probabilistic
@@ -442,25 +562,30 @@ def run_gbdt_experiment(cfg: dict, dataset_path: str | Path, experiment: dict | 
                         store: ResultsStore | None = None, force: bool = False,
                         split_by: str | None = None) -> Path:
     """Train one named experiment on a dataset file and store it; skip if already stored."""
-    store = store or ResultsStore()
     experiment = _resolve(experiment)
     split_by = split_by or experiment.get("split_by") or cfg["split"]["by"]
-    name = run_name(experiment, split_by)
     ds = open_dataset(dataset_path)
-    fingerprint = run_fingerprint_for(cfg, experiment, split_by, ds)
-    with store.lock(KIND, name, store_label(cfg)):  # one live run per entry
-        if not force and store.exists(KIND, name, store_label(cfg), fingerprint):
-            return store.run_dir(KIND, name, store_label(cfg))
-        fit = fit_gbdt(ds.table, cfg, experiment, split_by=split_by, where=str(ds.path))
-        return save_fit(fit, cfg, experiment, store, ds.path, str(ds.attrs.get("source", "")),
-                        fingerprint=fingerprint)
+    params = lightgbm_params(cfg, experiment_seed(cfg, experiment["name"]))
+    spec = RunSpec(
+        kind=KIND, name=run_name(experiment, split_by), cfg=cfg, split=Split("gbdt", split_by),
+        config={**cfg, "experiment": experiment, "split_by": split_by, "lightgbm_params": params},
+        meta={"dataset": str(ds.path), "data_source": str(ds.attrs.get("source", "")),
+              "device": "cpu", "num_threads": params["num_threads"], **_versions()},
+        fingerprint=fingerprint_parts(cfg, experiment, split_by, ds))
+    return run_experiment(GBDTEstimator(experiment, cfg, split_by, str(ds.path)), ds, spec,
+                          store, force)
+
+
+def fingerprint_parts(cfg: dict, experiment: dict, split_by: str, ds) -> dict:
+    """What a stored run must share with this one to be reused (threads do not matter)."""
+    gbdt = {k: v for k, v in cfg["gbdt"].items() if k not in ("num_threads", "experiments")}
+    return dict(kind=KIND, gbdt=gbdt, seed=cfg["seed"], split=cfg["split"], split_by=split_by,
+                experiment=experiment, dataset=ds.identity())
 
 
 def run_fingerprint_for(cfg: dict, experiment: dict, split_by: str, ds) -> str:
-    """What a stored run must share with this one to be reused (threads do not matter)."""
-    gbdt = {k: v for k, v in cfg["gbdt"].items() if k not in ("num_threads", "experiments")}
-    return run_fingerprint(kind=KIND, gbdt=gbdt, seed=cfg["seed"], split=cfg["split"],
-                           split_by=split_by, experiment=experiment, dataset=ds.identity())
+    """The stored fingerprint of a run (`fingerprint_parts` hashed)."""
+    return run_fingerprint(**fingerprint_parts(cfg, experiment, split_by, ds))
 
 
 def run_gbdt_experiments(cfg: dict, dataset_path: str | Path, selection: str | list[str],

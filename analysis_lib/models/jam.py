@@ -9,7 +9,8 @@ projection: a resumed run skips samples whose JSON exists *for the same settings
 (a fingerprint is stored in each), and a failed fit is a JSON too, with the exception text, never
 a silently missing row. `collect_jam` gathers the JSONs into a DataFrame;
 `run_jam_for_config` runs the profile's selection and saves predictions and metrics in the
-results store like every other model.
+results store like every other model: through the experiment runner, with `JAMEstimator`, whose
+`predict` is the per-galaxy fitting (JAM learns nothing shared between galaxies).
 """
 
 from __future__ import annotations
@@ -226,13 +227,19 @@ def jam_rows(table: pd.DataFrame, cfg: dict) -> np.ndarray:
     return test[: int(cfg["jam"]["n_galaxies"])]
 
 
-def store_fingerprint(cfg: dict, ds) -> str:
+def store_fingerprint_parts(cfg: dict, ds) -> dict:
     """What a stored JAM run must share with this configuration to be reused."""
+    settings, image_name = jam_settings(cfg, ds)
+    return dict(kind=RUN_KIND, fit=settings_fingerprint(settings, dataset_identity(ds),
+                                                        image_name),
+                rows=jam_rows(ds.table, cfg).tolist())
+
+
+def store_fingerprint(cfg: dict, ds) -> str:
+    """The stored fingerprint of a JAM run (`store_fingerprint_parts` hashed)."""
     from analysis_lib.results import run_fingerprint
 
-    settings, image_name = jam_settings(cfg, ds)
-    return run_fingerprint(kind=RUN_KIND, fit=settings_fingerprint(
-        settings, dataset_identity(ds), image_name), rows=jam_rows(ds.table, cfg).tolist())
+    return run_fingerprint(**store_fingerprint_parts(cfg, ds))
 
 
 def jam_metrics(frame: pd.DataFrame) -> dict:
@@ -255,28 +262,73 @@ def jam_metrics(frame: pd.DataFrame) -> dict:
             .to_dict("records")}
 
 
-def run_jam_for_config(cfg: dict, dataset_path: str | Path, store_root: str | Path | None = None,
-                       workers: int | None = None) -> Path:
-    """Fit the profile's JAM sample and save it in the results store; returns the run folder."""
-    from analysis_lib.results import ResultsStore
+class JAMEstimator:
+    """JAM (stars + NFW halo) as an estimator of each test sample's masses.
 
-    store = ResultsStore(store_root)
-    with store.lock(RUN_KIND, RUN_NAME, store_label(cfg)):  # one live run per entry
-        return _run_jam_for_config(cfg, dataset_path, store, store_root, workers)
+    JAM learns nothing shared between galaxies: every sample is its own fit of its kinematic
+    maps. So `fit` only fixes the fit settings for the dataset (field size, image), and
+    `predict` does the per-galaxy fits (in `workers` processes, each sample's result cached as a
+    JSON in the resume folder, so an interrupted run refits only what is missing).
+
+    Parameters
+    ----------
+    cfg : dict
+        The profile; cfg['jam'] holds the fit settings (JamSettings) and n_galaxies.
+    workers : int or None
+        Processes for the fits (None: cfg['jam']['workers'], 0 = all cores).
+    progress : bool
+        Show a progress bar.
+
+    Fitted attributes: ``settings_`` (JamSettings), ``image_name_``, ``out_dir_`` (where the
+    per-sample fits live), ``meta_``.
+    """
+
+    def __init__(self, cfg: dict, workers: int | None = None, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.workers = workers
+        self.progress = progress
+
+    def resume_from(self, work_dir: Path, key: str, fresh: bool = False) -> None:
+        """Keep the per-sample fits in work_dir/fits (each tagged with its own settings)."""
+        self.out_dir_ = Path(work_dir) / "fits"
+
+    def select_rows(self, dataset, split: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The profile's sample: the first jam.n_galaxies rows of the (sorted) test split."""
+        return {"test": np.sort(split["test"])[: int(self.cfg["jam"]["n_galaxies"])]}
+
+    def fit(self, dataset, rows: dict[str, np.ndarray] | None = None) -> JAMEstimator:
+        """Fix the fit settings for this dataset; no fitting happens here (see `predict`)."""
+        self.settings_, self.image_name_ = jam_settings(self.cfg, dataset)
+        if getattr(self, "out_dir_", None) is None:
+            self.out_dir_ = default_out_dir(self.cfg)
+        return self
+
+    def predict_frame(self, dataset, rows: np.ndarray) -> pd.DataFrame:
+        """Fit every given row (cached fits reused) and return `run_jam`'s per-sample table."""
+        from analysis_lib.experiments.runner import check_fitted
+
+        check_fitted(self, "settings_")
+        t0 = time.perf_counter()
+        frame = run_jam(dataset.path, self.cfg, rows=rows, out_dir=self.out_dir_,
+                        workers=self.workers, progress=self.progress)
+        self.meta_ = {"wall_seconds_this_call": time.perf_counter() - t0}
+        return frame
+
+    def predict(self, dataset, rows: np.ndarray) -> np.ndarray:
+        """The per-galaxy fits' masses (JAM_TARGETS columns; NaN where a fit failed)."""
+        frame = self.predict_frame(dataset, rows).set_index("row").reindex(np.asarray(rows))
+        return np.column_stack([frame[t].to_numpy(float) if t in frame else
+                                np.full(len(frame), np.nan) for t in JAM_TARGETS])
+
+    def evaluate(self, dataset, rows: dict[str, np.ndarray]) -> tuple[pd.DataFrame, dict]:
+        """The test samples in the store convention (true_X beside pred_X) and their metrics."""
+        frame = self.predict_frame(dataset, rows["test"])
+        return store_predictions(frame, dataset), jam_metrics(frame)
 
 
-def _run_jam_for_config(cfg: dict, dataset_path: str | Path, store, store_root, workers
-                        ) -> Path:
-    from analysis_lib.dataset import open_dataset
-
-    ds = open_dataset(dataset_path)
-    rows = jam_rows(ds.table, cfg)
-    t0 = time.perf_counter()
-    frame = run_jam(dataset_path, cfg, rows=rows, out_dir=default_out_dir(cfg, store_root),
-                    workers=workers)
-    wall = time.perf_counter() - t0
-    # The results-store convention: true_X beside pred_X, the true inclination as
-    # inclination_deg (the fitted one kept as jam_inclination_deg), diagnostics after.
+def store_predictions(frame: pd.DataFrame, ds) -> pd.DataFrame:
+    """`run_jam`'s table in the store convention: true_X beside pred_X, the true inclination as
+    inclination_deg (the fitted one kept as jam_inclination_deg), diagnostics after."""
     frame = frame.rename(columns={**{t: f"pred_{t}" for t in JAM_TARGETS},
                                   "inclination_deg": "jam_inclination_deg"})
     frame["inclination_deg"] = ds.table["inclination_deg"].to_numpy()[frame["row"].to_numpy()]
@@ -285,11 +337,21 @@ def _run_jam_for_config(cfg: dict, dataset_path: str | Path, store, store_root, 
     true_cols = [c for c in frame.columns if c.startswith("true_")]
     pred_cols = [c for c in frame.columns if c.startswith("pred_")]
     other = [c for c in frame.columns if c not in keep + true_cols + pred_cols]
-    predictions = frame[[c for c in keep if c in frame] + true_cols + pred_cols + other]
+    return frame[[c for c in keep if c in frame] + true_cols + pred_cols + other]
+
+
+def run_jam_for_config(cfg: dict, dataset_path: str | Path, store_root: str | Path | None = None,
+                       workers: int | None = None) -> Path:
+    """Fit the profile's JAM sample and save it in the results store; returns the run folder."""
+    from analysis_lib.dataset import open_dataset
+    from analysis_lib.experiments.runner import RunSpec, Split, run_experiment
+    from analysis_lib.results import ResultsStore
+
+    ds = open_dataset(dataset_path)
     settings, image_name = jam_settings(cfg, ds)
-    meta = {"dataset": str(dataset_path), "image": image_name, "wall_seconds_this_call": wall,
-            "settings": asdict(settings), "workers": workers or cfg["jam"].get("workers", 0),
+    meta = {"dataset": str(dataset_path), "image": image_name, "settings": asdict(settings),
+            "workers": workers or cfg["jam"].get("workers", 0),
             "note": "gas is not modelled: JAM's stars + NFW halo absorb it"}
-    return store.save(RUN_KIND, RUN_NAME, store_label(cfg), config=cfg,
-                      metrics=jam_metrics(frame), predictions=predictions, meta=meta,
-                      fingerprint=store_fingerprint(cfg, ds), keep=("extra/fits",))
+    spec = RunSpec(kind=RUN_KIND, name=RUN_NAME, cfg=cfg, split=Split("cnn"), config=cfg,
+                   meta=meta, fingerprint=store_fingerprint_parts(cfg, ds), keep=("extra/fits",))
+    return run_experiment(JAMEstimator(cfg, workers), ds, spec, ResultsStore(store_root))

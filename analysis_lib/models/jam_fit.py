@@ -239,22 +239,9 @@ def fit_jam(image: np.ndarray, vel_map: np.ndarray, sigma_map: np.ndarray,
     inclination_deg is used only when settings.inclination == 'true'. keep_maps: also return the
     data and best-model v_rms maps (for figures), in `result.maps`.
     """
-    import jampy
-
     s = settings or JamSettings()
     t0 = time.perf_counter()
-    vel, sig = np.asarray(vel_map, float), np.asarray(sigma_map, float)
-    mask = np.asarray(map_mask, bool)
-    if vel.shape != sig.shape or vel.shape != mask.shape or vel.ndim != 2:
-        raise JamFitError(f"maps disagree in shape: vel {vel.shape}, sigma {sig.shape}, "
-                          f"mask {mask.shape}")
-    if not (np.isfinite(rhalf_kpc) and rhalf_kpc > 0):
-        raise JamFitError(f"rhalf_kpc must be positive, got {rhalf_kpc}")
-    if s.inclination not in ("fit", "true"):
-        raise JamFitError(f"jam.inclination must be 'fit' or 'true', not '{s.inclination}'")
-    if s.inclination == "true" and (inclination_deg is None or not np.isfinite(inclination_deg)):
-        raise JamFitError("inclination='true' needs the dataset's inclination_deg")
-
+    vel, sig, mask = _check_inputs(vel_map, sigma_map, map_mask, rhalf_kpc, s, inclination_deg)
     # V^2 + sigma^2 of a pixel is the weighted mean of v_los^2 over its particles: an unbiased
     # estimate of <v_los^2> even from one particle (sigma = 0), whereas its square root is
     # biased low where particles are few. So the fit is made to v_rms^2.
@@ -279,8 +266,47 @@ def fit_jam(image: np.ndarray, vel_map: np.ndarray, sigma_map: np.ndarray,
     y = y_all[good]
     surface = mge_surface(x, y_minor, mge)
     model = _Model(mge, x, y_minor, s, pc_as)
+    q_fixed, p0, lo, hi = _parameter_box(model.qmin, s, inclination_deg)
+    prob = _Problem(model, y, vrms2_errors(np.median(y), surface, s.error_frac),
+                    np.ones(y.size, bool), q_fixed)
+    p, nfev, n_clipped = _two_pass_fit(prob, y, surface, s, p0, lo, hi)
 
-    qmin = model.qmin
+    mu, ml = prob.predict(p)
+    maps = None
+    if keep_maps:
+        data_map, model_map = np.full(y_all.size, np.nan), np.full(y_all.size, np.nan)
+        data_map[good], model_map[good] = np.sqrt(y), np.sqrt(mu)
+        maps = {"vrms_data": data_map.reshape(vel.shape),
+                "vrms_model": model_map.reshape(vel.shape)}
+    r = ((y - mu) / prob.e)[prob.sel]
+    fit = {"p": p, "ml": ml, "lo": lo, "hi": hi, "q_fixed": q_fixed, "nfev": nfev,
+           "n_clipped": n_clipped, "r": r}
+    return _result(fit, prob, mge, model, s, rhalf_kpc, pc_as, t0, t_mge, maps)
+
+
+def _check_inputs(vel_map: np.ndarray, sigma_map: np.ndarray, map_mask: np.ndarray,
+                  rhalf_kpc: float, s: JamSettings, inclination_deg: float | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The maps as arrays, or one clear JamFitError for inputs no fit can use."""
+    vel, sig = np.asarray(vel_map, float), np.asarray(sigma_map, float)
+    mask = np.asarray(map_mask, bool)
+    if vel.shape != sig.shape or vel.shape != mask.shape or vel.ndim != 2:
+        raise JamFitError(f"maps disagree in shape: vel {vel.shape}, sigma {sig.shape}, "
+                          f"mask {mask.shape}")
+    if not (np.isfinite(rhalf_kpc) and rhalf_kpc > 0):
+        raise JamFitError(f"rhalf_kpc must be positive, got {rhalf_kpc}")
+    if s.inclination not in ("fit", "true"):
+        raise JamFitError(f"jam.inclination must be 'fit' or 'true', not '{s.inclination}'")
+    if s.inclination == "true" and (inclination_deg is None or not np.isfinite(inclination_deg)):
+        raise JamFitError("inclination='true' needs the dataset's inclination_deg")
+    return vel, sig, mask
+
+
+def _parameter_box(qmin: float, s: JamSettings, inclination_deg: float | None
+                   ) -> tuple[float | None, np.ndarray, np.ndarray, np.ndarray]:
+    """(q_fixed, p0, lo, hi): the free parameters (beta_z, [qintr_min,] log M200), their
+    start and bounds. The intrinsic flattening is fixed when the MGE is edge-on, or from the
+    true inclination (kept deprojectable) when jam.inclination is 'true'."""
     q_hi = qmin * (1 - 1e-4)
     q_lo = max(min(s.qintr_min, 0.5 * qmin), JAMPY_QINTR_MIN)
     q_fixed = None
@@ -297,12 +323,15 @@ def fit_jam(image: np.ndarray, vel_map: np.ndarray, sigma_map: np.ndarray,
         lo, hi = np.array([b_lo, q_lo, m_lo]), np.array([b_hi, q_hi, m_hi])
     else:
         p0, lo, hi = np.array([0.1, 12.0]), np.array([b_lo, m_lo]), np.array([b_hi, m_hi])
-    p0 = np.clip(p0, lo + 1e-6, hi - 1e-6)
+    return q_fixed, np.clip(p0, lo + 1e-6, hi - 1e-6), lo, hi
 
-    # Pass 1: errors from the median v_rms^2. Pass 2: errors from the pass-1 model (smooth,
-    # unlike the data), optionally without > clip_sigma outliers, refitted from pass 1.
-    prob = _Problem(model, y, vrms2_errors(np.median(y), surface, s.error_frac),
-                    np.ones(y.size, bool), q_fixed)
+
+def _two_pass_fit(prob: _Problem, y: np.ndarray, surface: np.ndarray, s: JamSettings,
+                  p0: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                  ) -> tuple[np.ndarray, int, int]:
+    """Pass 1: errors from the median v_rms^2. Pass 2: errors from the pass-1 model (smooth,
+    unlike the data), optionally without > clip_sigma outliers, refitted from pass 1.
+    Returns the parameters, the function evaluations and the number of clipped pixels."""
     p, nfev = _least_squares(prob, p0, lo, hi, s.max_nfev, s.tol)
     mu, _ = prob.predict(p)
     prob.e = vrms2_errors(mu, surface, s.error_frac)
@@ -314,18 +343,18 @@ def fit_jam(image: np.ndarray, vel_map: np.ndarray, sigma_map: np.ndarray,
         if keep.sum() >= s.min_pixels:
             prob.sel, n_clipped = keep, int((~keep).sum())
     p, nfev2 = _least_squares(prob, p, lo, hi, max(s.max_nfev // 2, 1), s.tol)
-    nfev += nfev2
+    return p, nfev + nfev2, n_clipped
 
-    mu, ml = prob.predict(p)
-    maps = None
-    if keep_maps:
-        data_map, model_map = np.full(y_all.size, np.nan), np.full(y_all.size, np.nan)
-        data_map[good], model_map[good] = np.sqrt(y), np.sqrt(mu)
-        maps = {"vrms_data": data_map.reshape(vel.shape),
-                "vrms_model": model_map.reshape(vel.shape)}
-    r = ((y - mu) / prob.e)[prob.sel]
+
+def _result(fit: dict, prob: _Problem, mge, model: _Model, s: JamSettings, rhalf_kpc: float,
+            pc_as: float, t0: float, t_mge: float, maps: dict | None) -> JamResult:
+    """Masses within 1 and 2 R_half (stars: M/L x deprojected light; dark matter: the NFW
+    halo), the fitted parameters, and the fit's diagnostics."""
+    import jampy
+
+    p, ml, lo, hi, q_fixed, r = (fit[k] for k in ("p", "ml", "lo", "hi", "q_fixed", "r"))
     beta, q, log_m200 = prob.unpack(p)
-    inc = inclination_from_q(q, qmin)
+    inc = inclination_from_q(q, model.qmin)
     halo = NFWHalo.from_m200(10**log_m200)
     radii = np.array([1.0, 2.0]) * rhalf_kpc
     lum = jampy.mge.radial_mass(mge.surf_lsun_pc2, mge.sigma_arcsec, mge.qobs, inc,
@@ -346,7 +375,7 @@ def fit_jam(image: np.ndarray, vel_map: np.ndarray, sigma_map: np.ndarray,
         log_mtot_2rhalf=float(np.log10(mtot[1])), ml_r=float(ml), beta_z=float(beta),
         inclination_deg=float(inc), qintr_min=float(q), log_m200=float(log_m200),
         rs_kpc=halo.rs_kpc, chi2_red=float(r @ r / max(r.size - n_free, 1)),
-        n_pixels=int(r.size), n_clipped=n_clipped, nfev=nfev, n_jam_calls=model.calls,
-        mge_ngauss=mge.n_gauss, mge_absdev=mge.absdev, mge_lum_lsun=mge.total_lsun,
-        seconds=time.perf_counter() - t0,
+        n_pixels=int(r.size), n_clipped=fit["n_clipped"], nfev=fit["nfev"],
+        n_jam_calls=model.calls, mge_ngauss=mge.n_gauss, mge_absdev=mge.absdev,
+        mge_lum_lsun=mge.total_lsun, seconds=time.perf_counter() - t0,
         extra={"seconds_mge": t_mge, "at_bounds": ",".join(at_bounds)}, maps=maps)
