@@ -30,7 +30,13 @@ from pathlib import Path
 import pandas as pd
 
 from analysis_lib import __version__
-from analysis_lib.io import atomic_directory, atomic_write_csv, atomic_write_text, output_lock
+from analysis_lib.io import (
+    atomic_directory,
+    atomic_write_csv,
+    atomic_write_text,
+    output_lock,
+    short_hash,
+)
 from analysis_lib.paths import RESULTS_DIR
 
 __all__ = ["ResultsStore", "Run", "atomic_write_csv", "atomic_write_text", "prediction_pairs",
@@ -58,10 +64,7 @@ def prediction_pairs(predictions: pd.DataFrame) -> dict[str, tuple[str, str]]:
 
 def run_fingerprint(**parts) -> str:
     """Short stable hash of what a run depends on (dataset identity, settings, experiment)."""
-    import hashlib
-
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return short_hash(parts, 16)
 
 
 def _json(obj) -> str:

@@ -59,6 +59,7 @@ import torch
 from tqdm.auto import tqdm
 
 from analysis_lib.dataset import DatasetError, GalaxyDataset
+from analysis_lib.io import tqdm_options
 
 IMAGE_INPUTS = {"image_r": "r", "image_g": "g"}
 MAP_INPUT_NAMES = ("vel_map", "sigma_map")
@@ -463,7 +464,7 @@ def load_scaled_inputs(dataset: GalaxyDataset | InMemoryInputs, specs: Sequence[
     names = sorted({s for spec in specs for s in spec.sources})
     done = 0
     blocks = iter_blocks(dataset, names, rows, block)
-    for part, arrays in tqdm(blocks, total=math.ceil(len(rows) / block), disable=not progress,
+    for part, arrays in tqdm(blocks, total=math.ceil(len(rows) / block), **tqdm_options(progress),
                              desc="loading inputs", leave=False):
         for spec in specs:
             scaled = scalers[spec.name](arrays, spec)

@@ -68,6 +68,7 @@ from analysis_lib.config import store_label
 from analysis_lib.dataset import DatasetError, GalaxyDataset, open_dataset
 from analysis_lib.dataset.splits import cnn_split
 from analysis_lib.experiments.runner import attach_paper
+from analysis_lib.io import tqdm_options
 from analysis_lib.metrics import target_metrics
 from analysis_lib.models import cnn_data, ddp
 from analysis_lib.models.baselines import run_power_law_baseline  # noqa: F401  (CLI imports it)
@@ -361,7 +362,7 @@ def train_model(model: nn.Module, data: TrainData, cnn_cfg: dict, plan: DevicePl
     n_train = len(data.train)
     t0 = time.perf_counter()
     ran = 0
-    bar = tqdm(range(state.start, epochs), desc=desc, disable=not progress or not main,
+    bar = tqdm(range(state.start, epochs), desc=desc, **tqdm_options(progress and main),
                initial=state.start, total=epochs)
     for epoch0 in bar:
         epoch = epoch0 + 1

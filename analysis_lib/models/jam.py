@@ -15,7 +15,6 @@ results store like every other model: through the experiment runner, with `JAMEs
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis_lib.config import store_label
+from analysis_lib.io import short_hash, tqdm_options
 from analysis_lib.models.jam_fit import FIT_VERSION, JamSettings
 
 # Targets a JAM model derives, named as in the dataset (the 2 R_half ones included).
@@ -49,9 +49,8 @@ def dataset_identity(ds) -> dict:
 
 def settings_fingerprint(settings: JamSettings, dataset: dict, image_name: str) -> str:
     """Short hash of everything a fit depends on besides the sample itself."""
-    text = json.dumps({"settings": asdict(settings), "dataset": dataset, "image": image_name,
-                       "fit_version": FIT_VERSION}, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
+    return short_hash({"settings": asdict(settings), "dataset": dataset, "image": image_name,
+                       "fit_version": FIT_VERSION}, 12, "sha1")
 
 
 def _atomic_json(path: Path, record: dict) -> None:
@@ -157,7 +156,7 @@ def run_jam(dataset_path: str | Path, cfg: dict, rows: Iterable[int] | None = No
     n_workers = workers if workers is not None else int(cfg["jam"].get("workers", 0))
     n_workers = max(1, min(n_workers or os.cpu_count() or 1, max(len(todo), 1)))
     tasks = _tasks(ds, todo, image_name, settings, out_dir, fingerprint)
-    bar = tqdm(total=len(todo), desc=f"JAM ({n_workers} workers)", disable=not progress,
+    bar = tqdm(total=len(todo), desc=f"JAM ({n_workers} workers)", **tqdm_options(progress),
                unit="fit")
     if n_workers == 1:
         for task in tasks:

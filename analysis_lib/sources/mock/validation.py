@@ -320,7 +320,8 @@ def relation_figures(population: pd.DataFrame, summary: pd.DataFrame | None = No
     fq = [pop.loc[idx == k, "early"].mean() if (idx == k).sum() else np.nan
           for k in range(1, len(bins))]
     ax.plot(centres, fq, "o", label="mock")
-    ax.plot(centres, rel.moustakas13_quiescent_fraction(10**centres), "k-", label="Moustakas+2013 (SDSS)")
+    ax.plot(centres, rel.moustakas13_quiescent_fraction(10**centres), "k-",
+            label="Moustakas+2013 (SDSS)")
     ax.set_xlabel(r"log$_{10}$ M$_*$ [M$_\odot$]")
     ax.set_ylabel("quenched (early-type) fraction")
     ax.legend()
@@ -636,7 +637,8 @@ def universe_relation_figure(populations: dict[str, pd.DataFrame],
         ax.plot(lm, np.log10(rel.shen03_size(ms, e)[0]), "k--", lw=1, label="Shen+2003 light")
         ax.plot(lm, np.log10(rel.tng100_size(ms, e)[0]), "k:", lw=1,
                 label="TNG100 (approximate)")
-    axes[3].plot(lm, rel.moustakas13_quiescent_fraction(ms), "k-", lw=2, label="Moustakas+2013 (SDSS)")
+    axes[3].plot(lm, rel.moustakas13_quiescent_fraction(ms), "k-", lw=2,
+                 label="Moustakas+2013 (SDSS)")
     axes[4].plot(lm, rel.xgass_log_hi_fraction(ms), "k-", lw=2, label="xGASS (all galaxies)")
     axes[5].plot(lm, rel.xcoldgass_log_h2_fraction(ms), "k-", lw=2,
                  label="xCOLD GASS (main sequence)")
