@@ -1,6 +1,7 @@
 """One store of runs (CNN, GBDT, JAM, baselines) that notebooks read instead of retraining.
 
-Layout: data/results/<profile>/<kind>/<name>/ with
+Layout: data/results/<profile>/<kind>/<name>/ with::
+
     config.json       the fully resolved configuration of the run
     meta.json         device, timings, code version, command, data source, dataset path
     metrics.json      test metrics: {"targets": {X: metrics.target_metrics(pred, true, type)}}
@@ -11,6 +12,7 @@ Layout: data/results/<profile>/<kind>/<name>/ with
                       predictions (f_DM from M* and M_tot) as pred_X_derived beside true_X
     history.csv       per-epoch (or per-round) losses, if the model has them
     extra/            anything else the model wants to keep (importances, checkpoints)
+
 A run is complete when metrics.json exists. An entry is written whole: into a temporary
 directory beside it, then renamed over the old one, so a crash never leaves files of two runs
 side by side; a lock (<entry>.lock) keeps two live runs from writing the same entry.

@@ -5,10 +5,12 @@ message that does not name the setting. `load_config` calls `check_settings`, so
 notebooks and library callers all get it.
 
 Data-driven, so keys added to profiles.yaml are checked without code changes:
+
 - the TYPE of each key comes from its default in profiles.yaml: bool, int (2.5 is rejected),
   float (ints accepted), str, list (element type from the default's elements), null (null or a
   number; TYPES below widens a few);
 - RANGES and CHOICES below add what a default cannot say (image_size > 0, fractions sum to 1).
+
 The `instrument` section (instruments.yaml) is checked by its own module, not here.
 """
 

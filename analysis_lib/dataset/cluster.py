@@ -49,7 +49,7 @@ def scheduler_problem(value: object) -> str | None:
 
     Accepted: null (the local process pool), 'local:N' (a LocalCluster of N worker processes
     started for this build), a scheduler address such as 'tcp://10.0.0.5:8786', or the path
-    of a scheduler file ('*.json', as written by `dask scheduler --scheduler-file`).
+    of a scheduler file (``'*.json'``, as written by `dask scheduler --scheduler-file`).
     """
     if value is None:
         return None

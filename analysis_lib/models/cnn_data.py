@@ -13,7 +13,8 @@ absolute flux survives); validation and test pixels use the same numbers.
   the pixel has a value and 0 where it has none. Masked pixels also take a documented scaled
   value, the one of a physically neutral reading, so that the value channel alone never claims
   something false:
-  - vel_map: scaled symmetrically, v -> 0.5 + 0.5 v / v_max, v_max = max |v| over the valid
+
+  - vel_map: scaled symmetrically, v -> 0.5 + 0.5 v / v_max, ``v_max = max |v|`` over the valid
     training pixels, so 0 km/s reads 0.5 and masked pixels are 0.5 (0 km/s), not -v_max;
   - sigma_map: sigma -> sigma / sigma_max (0 km/s reads 0); masked pixels are 0 (0 km/s);
   - colour_gr: -2.5 log10(g/r) per pixel (a ratio of Lsun, offset from the AB colour by a
@@ -21,6 +22,7 @@ absolute flux survives); validation and test pixels use the same numbers.
     percentiles of the valid training pixels go to 0 and 1 and values beyond are clipped (the
     faint outskirts' extreme ratios no longer squeeze the galaxy's colours into a narrow band);
     masked pixels take the scaled median colour of the valid training pixels.
+
   The maps are linear and not clipped: their extremes are the most massive galaxies' rotation
   and dispersion, information, not outliers.
 - Targets are standardised (TargetScaler).

@@ -46,6 +46,8 @@ class CNNEstimator:
     where : str
         The dataset file, named in errors and in meta.json.
 
+    Notes
+    -----
     Fitted attributes: ``model_`` (best-epoch weights loaded), ``result_`` (TrainResult),
     ``history_``, ``target_scaler_``, ``scalers_`` (pixel scaling), ``specs_`` (inputs used),
     ``seeds_``, ``meta_``. Resumable: `resume_from` names the rolling checkpoint.

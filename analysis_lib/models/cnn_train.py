@@ -10,6 +10,7 @@ galaxy type), derived quantities, and the results store. The steps every model s
 `cnn_estimator.CNNEstimator`, built from the functions here.
 
 Choices, all stated:
+
 - Inputs and pixel scaling (fitted on the training rows only): see cnn_data.py.
 - Loss: MSE of the log targets standardised with the training mean and standard deviation.
 - Adam, lr cnn.lr, CosineAnnealingLR(T_max = epochs) stepped once per epoch, batch cnn.batch_size,

@@ -7,6 +7,7 @@ by the CLI) joins the process group: NCCL when CUDA is present, one GPU per proc
 else gloo on the CPU (the tests run 2 gloo processes). Without torchrun nothing changes.
 
 What a distributed run does (cnn_train.train_model):
+
 - cnn.batch_size stays the GLOBAL batch: every process draws the same shuffled order (same
   seeded generator) and takes its slice of each batch (`shard`), and DDP averages the
   gradients, so the optimiser steps on the same batches as one process would.

@@ -5,9 +5,9 @@ set and is known to favour features that offer many split points, and correlated
 sigma_e, lambda_R, f_cold, ... are strongly inter-correlated here) share credit arbitrarily. Two
 other rankings are computed beside it so the book can show where the story depends on the method:
 permutation importance (the increase in test-set MSE when one feature's values are shuffled:
-what the model *needs* to predict unseen galaxies) and mean |SHAP| value on the test set (how much
-each feature moves the predictions). The Pearson correlation matrix of features and targets is
-the paper's Fig. 10 companion to these rankings.
+what the model *needs* to predict unseen galaxies) and mean ``|SHAP|`` value on the test set
+(how much each feature moves the predictions). The Pearson correlation matrix of features and
+targets is the paper's Fig. 10 companion to these rankings.
 
 Heavy packages (lightgbm, shap, scikit-learn, scipy) are imported inside the functions.
 """
@@ -90,7 +90,7 @@ def shap_values(booster, x: pd.DataFrame) -> tuple[np.ndarray, float]:
 
 
 def shap_importance(values: np.ndarray, features: Sequence[str]) -> pd.Series:
-    """Mean |SHAP| per feature, normalised to sum to 1."""
+    """Mean ``|SHAP|`` per feature, normalised to sum to 1."""
     mean_abs = np.abs(np.asarray(values, dtype=float)).mean(axis=0)
     return pd.Series(_normalise(mean_abs), index=list(features), name="shap")
 

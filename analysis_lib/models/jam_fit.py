@@ -1,6 +1,7 @@
 """Fit one galaxy projection with a Jeans Anisotropic Model and derive the dataset's targets.
 
 The model (Cappellari 2008, jampy's `jam.axi.proj`, cylindrically aligned velocity ellipsoid):
+
 - tracer: the MGE of the r image (`jam_mge`); stars: the same MGE times a constant M*/L_r;
 - dark matter: an NFW sphere with free M200 and r_s from a mass-concentration relation
   (`jam_halo`); gas is not modelled, as in JAM practice, so any gas mass is absorbed by the
@@ -8,6 +9,7 @@ The model (Cappellari 2008, jampy's `jam.axi.proj`, cylindrically aligned veloci
 - constant anisotropy beta_z = 1 - sigma_z^2 / sigma_R^2 for all Gaussians;
 - inclination free, parametrised (Cappellari 2008 eq. 14) by the intrinsic axis ratio of the
   flattest Gaussian, which must lie between `qintr_min` and its observed axis ratio.
+
 It is fitted to v_rms^2 = V^2 + sigma^2 on the valid map pixels (v_rms^2, not v_rms: see
 `fit_jam`). v_rms^2 is linear in the potential at fixed anisotropy and inclination, so for each
 trial (beta_z, q, M200) the stellar M/L is solved exactly (linear least squares) and scipy's

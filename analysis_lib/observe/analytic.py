@@ -6,6 +6,7 @@
 - A razor-thin exponential disc on circular orbits, v_c^2 = G M_tot(<r) / r in a dominant
   analytic Hernquist halo, so the spherical circular-orbit model of circularity.py is exact.
 - A gas disc of fixed metallicity for dust tests.
+
 Every draw comes from analysis_lib.rng with a seed and a purpose.
 """
 

@@ -3,7 +3,7 @@
 Spaxels (map pixels) are grouped with `vorbin` until each bin reaches the instrument's target
 S/N (MaNGA's DAP: S/N 10, Westfall et al. 2019) AND holds at least `min_particles_per_bin` star
 particles, so the shot noise of the particles neither biases the moments (a non-rotating bin of
-N particles has |V| / sigma ~ sqrt(2 / (pi N))) nor decides which spaxels are covered: which
+N particles has ``|V| / sigma`` ~ sqrt(2 / (pi N))) nor decides which spaxels are covered: which
 spaxels enter the binning is decided by surface brightness (the spectral S/N of each spaxel and
 the bundle footprint), never by particle counts. Both requirements are one quantity for vorbin,
 
@@ -226,6 +226,7 @@ def observe_kinematics(a: np.ndarray, b: np.ndarray, v_los: np.ndarray, weight: 
     """Binned V, sigma maps of one line of sight as the instrument measures them.
 
     flux: r light per map pixel (instrument.ifu_light). Spaxels enter the binning when
+
     - with a spectral S/N model: their S/N per spaxel is at least min_spaxel_sn and they lie
       inside the bundle footprint (footprint_re R_e, if set);
     - without (ideal): they receive light and lie within select_radius (kpc; None = anywhere).

@@ -10,8 +10,8 @@
 - If the source gives each star's potential (TNG's Potential field), that potential is used for
   E (it knows the non-spherical structure); its zero point differs from the spherical model's,
   so the median offset between the two at the stars' radii is removed first.
-- Particles with E above E_c(r_out) get j_c(r_out); eps is not clipped (|eps| slightly above 1 is
-  noise, not an error).
+- Particles with E above E_c(r_out) get j_c(r_out); eps is not clipped
+  (``|eps|`` slightly above 1 is noise, not an error).
 """
 
 from __future__ import annotations
@@ -107,9 +107,9 @@ def circularities(galaxy: Galaxy, radius_kpc: float) -> Circularity:
 
 
 def orbit_fractions(circ: Circularity, cold: float = 0.8, hot: float = 0.25) -> dict[str, float]:
-    """kinetic B/T = 2 x mass fraction with eps < 0; f_cold: eps > cold; f_hot: |eps| < hot.
+    """kinetic B/T = 2 x mass fraction with eps < 0; f_cold: eps > cold; f_hot: ``|eps|`` < hot.
 
-    Hot orbits follow Zhu et al. 2018 / Xu et al. 2019 (|lambda_z| < 0.25), so counter-rotating
+    Hot orbits follow Zhu et al. 2018 / Xu et al. 2019 (``|lambda_z|`` < 0.25), so counter-rotating
     orbits (eps < -0.25) are neither cold nor hot.
     """
     mtot = circ.mass.sum()

@@ -18,8 +18,8 @@ semi-analytic treatment of Xu et al. 2017), with the same code for every source:
   taken as fully neutral. Each gas particle is smoothed over the image plane with the same
   projected cubic-spline kernel as the star light, its support being the 3D distance to its 32nd
   nearest gas neighbour (resolution-adaptive, no grid), and counts for a star when its centre
-  lies in front of the star (depth greater). The column a star sees is sum_j w_j W2D(|R_star -
-  R_j|; support_j) over those gas particles.
+  lies in front of the star (depth greater). The column a star sees is
+  sum_j w_j ``W2D(|R_star - R_j|; support_j)`` over those gas particles.
 - (Z/Z_sun)^s: the column is weighted particle by particle, w = m_gas f_n (Z_gas/Z_sun)^s: the
   dust-to-gas ratio scales with metallicity to the power s = 1.6 (lambda > 2000 A; Guiderdoni &
   Rocca-Volmerange 1987, as adopted by Nelson et al. 2018); Z_sun from analysis_lib.particles.

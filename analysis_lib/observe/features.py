@@ -21,7 +21,7 @@ summing over the spaxels of valid bins whose centres lie inside a circle of the 
 aperture (projected R_half for `ideal`, the projected r-band half-light radius R_e for survey
 instruments; a circle, not the half-light ellipse of Emsellem et al. 2011 and Graham et al.
 2018), each spaxel carrying its bin's V and sigma and its own flux F:
-lambda_R = sum F R |V| / sum F R sqrt(V^2 + sigma^2) (Emsellem et al. 2007, 2011) and
+lambda_R = ``sum F R |V| / sum F R sqrt(V^2 + sigma^2)`` (Emsellem et al. 2007, 2011) and
 sigma_e = sqrt(sum F (V^2 + sigma^2) / sum F) (Cappellari et al. 2013, ATLAS3D XV eq. 29).
 For seeing-limited data lambda_R is corrected with Graham et al. (2018) eq. 5 (graham18).
 """

@@ -7,6 +7,7 @@ features. Settings come from cfg['observe'] and the projections from cfg['data']
 
 The observing set-up is cfg['instrument'] (instruments.yaml, validated by instrument.py), the
 same code path for every source:
+
 - images: rendered on a field padded for the PSF, then (survey instruments) convolved with the
   band's PSF, cropped and given sky + photon noise (seeded: galaxy_rng(seed, id, 'noise-<los>'));
   `ideal` keeps the noiseless, unconvolved render (the paper);

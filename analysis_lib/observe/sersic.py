@@ -2,6 +2,7 @@
 
 The profile is built from the particles themselves (dust-attenuated r-band luminosity), not from
 the SPH image, so the kernel does not flatten the centre. Choices:
+
 - Circularised radius R = sqrt(q' x'^2 + y'^2 / q') in the principal frame of the light's 2D
   second moments within the fitting radius (x' major axis, q' = b/a), so elliptical isophotes of
   axis ratio q' map to circles of radius sqrt(a b).

@@ -310,31 +310,21 @@ def _millions(n: int) -> str:
     return f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n:,}"
 
 
-def architecture_figure(input_sizes: dict[str, int] | None = None,
-                        targets: list[str] | None = None,
-                        cnn_cfg: dict | None = None) -> Figure:
-    """The multi-branch ResNet-18 as build_model builds it (this study's version of Fig. 3).
+_ARCH_BOX_H, _ARCH_STEP = 0.62, 0.86  # block height and vertical pitch of a branch column, inches
 
-    Defaults: branches image_r (300 px), vel_map and sigma_map (48 px), target log_mstar, the
-    'paper' profile's cnn section (stem, head_hidden). Every size and count is read from the
-    built model by `architecture_summary`.
+
+def _architecture_title(ax, width: float, height: float, cfg: Mapping) -> None:
+    """Title and the build_model options line at the top of the architecture figure.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The canvas (data units = inches).
+    width, height : float
+        Canvas size, inches.
+    cfg : Mapping
+        The cnn settings the model was built with (stem, head_hidden).
     """
-    from analysis_lib.models.cnn import build_model
-
-    sizes = dict(input_sizes or DEFAULT_INPUTS)
-    names = list(targets or DEFAULT_TARGETS)
-    cfg = dict(cnn_cfg) if cnn_cfg is not None else _default_cnn_cfg()
-    model = build_model(sizes, names, cfg)
-    summary = architecture_summary(model, targets=names)
-    att = summary.attrs
-    n = len(summary)
-
-    col_w, gap_x = 3.05, 0.3
-    width = max(10.0, n * col_w + (n - 1) * gap_x + 0.6)
-    height = 10.45
-    fig, ax = _canvas(width, height, width, height)
-    x0 = (width - (n * col_w + (n - 1) * gap_x)) / 2
-
     ax.text(width / 2, height - 0.15, "Multi-branch ResNet-18 as implemented in this study",
             ha="center", va="top", fontsize=14, fontweight="bold")
     ax.text(width / 2, height - 0.55,
@@ -342,66 +332,155 @@ def architecture_figure(input_sizes: dict[str, int] | None = None,
             f" head_hidden={int(cfg.get('head_hidden', 0))});  feature-map sizes from a forward "
             "pass", ha="center", va="top", fontsize=8.5, family=MONO, color="#333333")
 
-    box_h, step = 0.62, 0.86
-    top = height - 1.05
-    bottoms = []
-    for j, row in enumerate(summary.itertuples(index=False)):
-        x = x0 + j * (col_w + gap_x)
-        cx = x + col_w / 2
-        y = top - box_h
-        _box(ax, x, y, col_w, box_h, "source")
-        ax.text(cx, y + box_h - 0.1, f"{row.input}", ha="center", va="top", fontsize=9.5,
-                fontweight="bold", zorder=3)
-        ax.text(cx, y + 0.09, f"{row.branch}: {row.size}x{row.size}x{row.in_channels}", ha="center",
-                va="bottom", fontsize=8, family=MONO, zorder=3)
 
-        stem_h = 0.82
-        y_stem = y - (step - box_h) - stem_h
-        _arrow(ax, (cx, y), (cx, y_stem + stem_h))
-        _box(ax, x, y_stem, col_w, stem_h, "neutral")
-        ax.text(cx, y_stem + stem_h - 0.1, f"stem: {row.stem}", ha="center", va="top",
-                fontsize=9, fontweight="bold", zorder=3)
-        ax.text(cx, y_stem + 0.09,
-                f"conv {row.conv1}, 64 -> {row.after_conv1}x{row.after_conv1}\n"
-                f"max-pool {row.maxpool} -> {row.after_stem}x{row.after_stem}",
-                ha="center", va="bottom", fontsize=7.8, family=MONO, linespacing=1.2, zorder=3)
+def _branch_input_and_stem(ax, row, x: float, col_w: float, top: float) -> float:
+    """Input box and stem box of one branch column; returns the stem box's bottom y.
 
-        y_prev = y_stem
-        for k in range(4):
-            side = getattr(row, f"stage{k + 1}")
-            y_k = y_prev - (step - box_h) - box_h
-            _arrow(ax, (cx, y_prev), (cx, y_k + box_h))
-            _box(ax, x, y_k, col_w, box_h, "model")
-            ax.text(cx, y_k + box_h - 0.1,
-                    f"stage {k + 1}: {row.blocks[k]} basic blocks, stride {row.strides[k]}",
-                    ha="center", va="top",
-                    fontsize=8.8, zorder=3)
-            ax.text(cx, y_k + 0.09, f"-> {side}x{side}x{row.channels[k]}", ha="center",
-                    va="bottom", fontsize=8, family=MONO, zorder=3)
-            y_prev = y_k
-        y_pool = y_prev - (step - box_h) - box_h
-        _arrow(ax, (cx, y_prev), (cx, y_pool + box_h))
-        _box(ax, x, y_pool, col_w, box_h, "data")
-        ax.text(cx, y_pool + box_h - 0.1, "global average pool", ha="center", va="top",
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The canvas.
+    row : namedtuple
+        The branch's row of `architecture_summary`.
+    x : float
+        Left edge of the column.
+    col_w : float
+        Column width.
+    top : float
+        Top of the input box.
+
+    Returns
+    -------
+    float
+        Bottom y of the stem box, where the stages start.
+    """
+    box_h, step = _ARCH_BOX_H, _ARCH_STEP
+    cx = x + col_w / 2
+    y = top - box_h
+    _box(ax, x, y, col_w, box_h, "source")
+    ax.text(cx, y + box_h - 0.1, f"{row.input}", ha="center", va="top", fontsize=9.5,
+            fontweight="bold", zorder=3)
+    ax.text(cx, y + 0.09, f"{row.branch}: {row.size}x{row.size}x{row.in_channels}", ha="center",
+            va="bottom", fontsize=8, family=MONO, zorder=3)
+
+    stem_h = 0.82
+    y_stem = y - (step - box_h) - stem_h
+    _arrow(ax, (cx, y), (cx, y_stem + stem_h))
+    _box(ax, x, y_stem, col_w, stem_h, "neutral")
+    ax.text(cx, y_stem + stem_h - 0.1, f"stem: {row.stem}", ha="center", va="top",
+            fontsize=9, fontweight="bold", zorder=3)
+    ax.text(cx, y_stem + 0.09,
+            f"conv {row.conv1}, 64 -> {row.after_conv1}x{row.after_conv1}\n"
+            f"max-pool {row.maxpool} -> {row.after_stem}x{row.after_stem}",
+            ha="center", va="bottom", fontsize=7.8, family=MONO, linespacing=1.2, zorder=3)
+    return y_stem
+
+
+def _branch_stages_and_pool(ax, row, x: float, col_w: float, y_prev: float
+                            ) -> tuple[float, float]:
+    """The four ResNet stages and the global pool of one branch column, below `y_prev`.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The canvas.
+    row : namedtuple
+        The branch's row of `architecture_summary` (blocks, strides, channels, stageN).
+    x : float
+        Left edge of the column.
+    col_w : float
+        Column width.
+    y_prev : float
+        Bottom y of the stem box.
+
+    Returns
+    -------
+    tuple
+        (cx, y): the column's centre and the y where its arrow to the concatenation starts.
+    """
+    box_h, step = _ARCH_BOX_H, _ARCH_STEP
+    cx = x + col_w / 2
+    for k in range(4):
+        side = getattr(row, f"stage{k + 1}")
+        y_k = y_prev - (step - box_h) - box_h
+        _arrow(ax, (cx, y_prev), (cx, y_k + box_h))
+        _box(ax, x, y_k, col_w, box_h, "model")
+        ax.text(cx, y_k + box_h - 0.1,
+                f"stage {k + 1}: {row.blocks[k]} basic blocks, stride {row.strides[k]}",
+                ha="center", va="top",
                 fontsize=8.8, zorder=3)
-        ax.text(cx, y_pool + 0.09, f"-> {row.features} features", ha="center", va="bottom",
-                fontsize=8, family=MONO, zorder=3)
-        ax.text(cx, y_pool - 0.08, f"{_millions(row.parameters)} parameters", ha="center",
-                va="top", fontsize=8.2, style="italic", color="#444444")
-        bottoms.append((cx, y_pool - 0.42))
+        ax.text(cx, y_k + 0.09, f"-> {side}x{side}x{row.channels[k]}", ha="center",
+                va="bottom", fontsize=8, family=MONO, zorder=3)
+        y_prev = y_k
+    y_pool = y_prev - (step - box_h) - box_h
+    _arrow(ax, (cx, y_prev), (cx, y_pool + box_h))
+    _box(ax, x, y_pool, col_w, box_h, "data")
+    ax.text(cx, y_pool + box_h - 0.1, "global average pool", ha="center", va="top",
+            fontsize=8.8, zorder=3)
+    ax.text(cx, y_pool + 0.09, f"-> {row.features} features", ha="center", va="bottom",
+            fontsize=8, family=MONO, zorder=3)
+    ax.text(cx, y_pool - 0.08, f"{_millions(row.parameters)} parameters", ha="center",
+            va="top", fontsize=8.2, style="italic", color="#444444")
+    return cx, y_pool - 0.42
 
-    span_x0, span_w = x0, n * col_w + (n - 1) * gap_x
-    cat_h = 0.62
+
+def _concatenation_box(ax, bottoms: list[tuple[float, float]], span_x0: float, span_w: float,
+                       width: float, summary: pd.DataFrame) -> float:
+    """Arrows from every branch into the concatenation box; returns the box's bottom y.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The canvas.
+    bottoms : list of tuple
+        (cx, y) where each branch's arrow starts (`_branch_stages_and_pool`).
+    span_x0, span_w : float
+        Left edge and width spanned by the branch columns.
+    width : float
+        Canvas width.
+    summary : pandas.DataFrame
+        `architecture_summary` (attrs: n_features, order).
+
+    Returns
+    -------
+    float
+        Bottom y of the concatenation box.
+    """
+    att = summary.attrs
+    cat_h = _ARCH_BOX_H
     y_cat = bottoms[0][1] - 0.35 - cat_h
     for cx, yb in bottoms:
         _arrow(ax, (cx, yb), (cx, y_cat + cat_h))
     _box(ax, span_x0, y_cat, span_w, cat_h, "neutral")
     ax.text(width / 2, y_cat + cat_h - 0.1,
-            f"concatenate: {n} x {summary['features'].iloc[0]} = {att['n_features']} features",
+            f"concatenate: {len(summary)} x {summary['features'].iloc[0]} = "
+            f"{att['n_features']} features",
             ha="center", va="top", fontsize=9.5, fontweight="bold", zorder=3)
     ax.text(width / 2, y_cat + 0.09, "order: " + " | ".join(att["order"]) + "  (sorted names)",
             ha="center", va="bottom", fontsize=7.8, family=MONO, zorder=3)
+    return y_cat
 
+
+def _head_box(ax, width: float, span_w: float, y_cat: float, att: Mapping) -> float:
+    """The fully connected head below the concatenation; returns the head box's bottom y.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The canvas.
+    width, span_w : float
+        Canvas width and the branch columns' span.
+    y_cat : float
+        Bottom y of the concatenation box.
+    att : Mapping
+        `architecture_summary` attrs (head, head_parameters).
+
+    Returns
+    -------
+    float
+        Bottom y of the head box.
+    """
+    cat_h = _ARCH_BOX_H
     head_w = min(span_w, 6.4)
     y_head = y_cat - 0.3 - cat_h
     _arrow(ax, (width / 2, y_cat), (width / 2, y_head + cat_h))
@@ -411,7 +490,26 @@ def architecture_figure(input_sizes: dict[str, int] | None = None,
     ax.text(width / 2, y_head + 0.09,
             f"{att['head']}  ({att['head_parameters']:,} parameters)", ha="center",
             va="bottom", fontsize=7.8, family=MONO, zorder=3)
+    return y_head
 
+
+def _output_boxes(ax, width: float, span_w: float, y_head: float, att: Mapping,
+                  n_branches: int) -> None:
+    """One box per target under the head, and the parameter total as the caption line.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The canvas.
+    width, span_w : float
+        Canvas width and the branch columns' span.
+    y_head : float
+        Bottom y of the head box.
+    att : Mapping
+        `architecture_summary` attrs (targets, total_parameters).
+    n_branches : int
+        Number of branches (for the caption).
+    """
     out_names = att["targets"]
     n_t = len(out_names)
     t_w = min(2.2, (span_w - 0.2 * (n_t - 1)) / n_t)
@@ -423,11 +521,64 @@ def architecture_figure(input_sizes: dict[str, int] | None = None,
         _box(ax, tx, y_out, t_w, 0.45, "output")
         ax.text(tx + t_w / 2, y_out + 0.225, t, ha="center", va="center", fontsize=8.5,
                 family=MONO, zorder=3)
+    n = n_branches
     ax.text(width / 2, y_out - 0.12,
             f"total: {att['total_parameters']:,} parameters "
             f"({n} branch{'es' if n > 1 else ''} + head); outputs are standardised targets "
             "(log10), inverted after prediction", ha="center", va="top", fontsize=8.5,
             color="#333333")
+
+
+def architecture_figure(input_sizes: dict[str, int] | None = None,
+                        targets: list[str] | None = None,
+                        cnn_cfg: dict | None = None) -> Figure:
+    """The multi-branch ResNet-18 as build_model builds it (this study's version of Fig. 3).
+
+    Defaults: branches image_r (300 px), vel_map and sigma_map (48 px), target log_mstar, the
+    'paper' profile's cnn section (stem, head_hidden). Every size and count is read from the
+    built model by `architecture_summary`, so the figure cannot drift from the code.
+
+    Parameters
+    ----------
+    input_sizes : dict, optional
+        Branch name -> input size in pixels.
+    targets : list of str, optional
+        Target names (one output each).
+    cnn_cfg : dict, optional
+        The cnn settings (stem, head_hidden, ...).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One column per branch (input, stem, four stages, pool), then the concatenation, the
+        head and the outputs.
+    """
+    from analysis_lib.models.cnn import build_model
+
+    sizes = dict(input_sizes or DEFAULT_INPUTS)
+    names = list(targets or DEFAULT_TARGETS)
+    cfg = dict(cnn_cfg) if cnn_cfg is not None else _default_cnn_cfg()
+    model = build_model(sizes, names, cfg)
+    summary = architecture_summary(model, targets=names)
+    n = len(summary)
+
+    col_w, gap_x = 3.05, 0.3
+    width = max(10.0, n * col_w + (n - 1) * gap_x + 0.6)
+    height = 10.45
+    fig, ax = _canvas(width, height, width, height)
+    x0 = (width - (n * col_w + (n - 1) * gap_x)) / 2
+    _architecture_title(ax, width, height, cfg)
+
+    bottoms = []
+    for j, row in enumerate(summary.itertuples(index=False)):
+        x = x0 + j * (col_w + gap_x)
+        y_stem = _branch_input_and_stem(ax, row, x, col_w, height - 1.05)
+        bottoms.append(_branch_stages_and_pool(ax, row, x, col_w, y_stem))
+
+    span_w = n * col_w + (n - 1) * gap_x
+    y_cat = _concatenation_box(ax, bottoms, x0, span_w, width, summary)
+    y_head = _head_box(ax, width, span_w, y_cat, summary.attrs)
+    _output_boxes(ax, width, span_w, y_head, summary.attrs, n)
     return fig
 
 

@@ -8,6 +8,8 @@ orientation, since the observation step projects along the box axes.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 from scipy.spatial.transform import Rotation
@@ -166,6 +168,271 @@ def _n_particles(mass: float, particle_mass: float) -> int:
     return int(np.round(mass / particle_mass))
 
 
+class _StellarPart(NamedTuple):
+    """Particle arrays of one stellar component (bulge or disc), in the disc frame."""
+
+    pos: np.ndarray
+    vel: np.ndarray
+    age: np.ndarray
+    metallicity: np.ndarray
+    mass: np.ndarray
+    initial_mass: np.ndarray
+    component: np.ndarray  # 0 = spheroid (bulge), 1 = disc
+
+
+def _mass_model_with_imf(row: pd.Series | dict, mcfg: dict
+                         ) -> tuple[SphericalModel, dict, float, float]:
+    """Mass model, components, sigma proxy and IMF factor alpha of one population row.
+
+    With ``mock.imf: varying`` alpha depends on the dispersion of the Chabrier model, so the
+    model is built twice (once to measure sigma_proxy, once with alpha).
+
+    Parameters
+    ----------
+    row : pandas.Series or dict
+        The galaxy's population row.
+    mcfg : dict
+        The profile's ``mock`` section.
+
+    Returns
+    -------
+    tuple
+        (model, comps, sigma_proxy_kms, alpha); sigma_proxy = sqrt(G M(<r_half) / 3 r_half)
+        of the Chabrier model.
+
+    Raises
+    ------
+    ValueError
+        If ``mock.imf`` is neither 'chabrier' nor 'varying'.
+    """
+    model, comps = build_mass_model(row, mcfg)
+    r_half_base = model.half_mass_radius(tuple(c for c in ("bulge", "disc") if c in comps))
+    sigma_proxy = float(np.sqrt(G * model.enclosed_mass(r_half_base) / (3 * r_half_base)))
+    alpha = 1.0
+    if mcfg["imf"] == "varying":
+        alpha = imf_alpha(sigma_proxy)
+        model, comps = build_mass_model(row, mcfg, alpha)
+    elif mcfg["imf"] != "chabrier":
+        raise ValueError(f"mock.imf '{mcfg['imf']}' unknown (chabrier | varying)")
+    return model, comps, sigma_proxy, alpha
+
+
+def _galaxy_rngs(seed: int, gid: int) -> dict[str, np.random.Generator]:
+    """One seeded generator per purpose, so a galaxy depends only on (seed, id), not on order.
+
+    Parameters
+    ----------
+    seed : int
+        The profile's root seed.
+    gid : int
+        The galaxy id.
+
+    Returns
+    -------
+    dict
+        Generators keyed 'positions', 'velocities', 'populations', 'gas', 'orientation'.
+    """
+    return {purpose: galaxy_rng(seed, gid, purpose)
+            for purpose in ("positions", "velocities", "populations", "gas", "orientation")}
+
+
+def _bulge_particles(row: pd.Series | dict, model: SphericalModel, bulge: Hernquist,
+                     particle_mass: float, anisotropy, rngs: dict, m_star_total: float,
+                     history) -> tuple[_StellarPart, dict]:
+    """Spheroid particles: isotropic positions, anisotropic velocities, bulge populations.
+
+    At least one particle. A fraction ``rotation_flip`` of the retrograde stars is turned
+    prograde, which gives net rotation without leaving equilibrium.
+
+    Parameters
+    ----------
+    row : pandas.Series or dict
+        The population row (beta_rhalf, rotation_flip, log_z_zsun).
+    model : SphericalModel
+        The total mass model the velocities are in equilibrium with.
+    bulge : Hernquist
+        The bulge component.
+    particle_mass : float
+        Target star particle mass, Msun.
+    anisotropy : object
+        ``mock.spheroid_anisotropy`` (dynamics.spheroid_anisotropy_radius).
+    rngs : dict
+        The galaxy's generators (`_galaxy_rngs`).
+    m_star_total : float
+        Stellar mass including the IMF factor, Msun.
+    history : object
+        The star-formation history (stellar_pops.draw_history).
+
+    Returns
+    -------
+    tuple
+        (particles, meta); meta holds anisotropy_ra_kpc and anisotropy_ra_raised.
+    """
+    rng_pos, rng_vel, rng_pop = rngs["positions"], rngs["velocities"], rngs["populations"]
+    n_b = max(_n_particles(bulge.mass, particle_mass), 1)
+    pos_b = _isotropic_positions(rng_pos, bulge.sample_radii(rng_pos, n_b))
+    r_a_kpc, q, f, raised = dynamics.spheroid_anisotropy_radius(
+        model, bulge.density, dynamics.HERNQUIST_RHALF_OVER_A * bulge.a,
+        anisotropy, row.get("beta_rhalf"))
+    vel_b = dynamics.sample_spheroid_velocities(rng_vel, pos_b, model, q, f, r_a=r_a_kpc)
+    vel_b = _flip_to_prograde(rng_vel, pos_b, vel_b, float(row["rotation_flip"]))
+    age_b, z_b = stellar_pops.bulge_populations(
+        rng_pop, np.linalg.norm(pos_b, axis=1), 1.8153 * bulge.a, m_star_total,
+        float(row["log_z_zsun"]), history)
+    m_now, m_init = particle_masses(bulge.mass, age_b, z_b)
+    part = _StellarPart(pos_b, vel_b, age_b, z_b, m_now, m_init, np.zeros(n_b, np.int8))
+    return part, {"anisotropy_ra_kpc": r_a_kpc, "anisotropy_ra_raised": raised}
+
+
+def _disc_particles(row: pd.Series | dict, galpot, disc, particle_mass: float, rngs: dict,
+                    m_star_total: float, history) -> tuple[_StellarPart | None, dict]:
+    """Disc particles: drawn radii and azimuths, heights and velocities from the vertical DF.
+
+    Parameters
+    ----------
+    row : pandas.Series or dict
+        The population row (disc_z0_kpc, log_z_zsun).
+    galpot : object
+        The flattened total potential (dynamics.flattened_potential).
+    disc : object
+        The stellar disc component (mass, r_d).
+    particle_mass : float
+        Target star particle mass, Msun.
+    rngs : dict
+        The galaxy's generators (`_galaxy_rngs`).
+    m_star_total : float
+        Stellar mass including the IMF factor, Msun.
+    history : object
+        The star-formation history (stellar_pops.draw_history).
+
+    Returns
+    -------
+    tuple
+        (particles or None when the disc is below half a particle, meta); meta holds
+        disc_rd_kpc, disc_z0_kpc, sigma_z_over_sigma_r, toomre_q_min (0.5-4 R_d, after the
+        floor) and toomre_q_floor_fraction.
+    """
+    n_d = _n_particles(disc.mass, particle_mass)
+    if n_d <= 0:
+        return None, {}
+    rng_vel, rng_pop = rngs["velocities"], rngs["populations"]
+    z0 = float(row["disc_z0_kpc"])
+    pos_d = _disc_positions(rngs["positions"], n_d, disc.r_d, z0)
+    ratio = dynamics.draw_sigma_ratio(rng_vel)
+    moments = dynamics.disc_kinematics(galpot, disc.mass, disc.r_d, z0, ratio)
+    q_band = moments["toomre_q"](np.linspace(0.5, 4, 20) * disc.r_d)
+    meta = dict(disc_rd_kpc=disc.r_d, disc_z0_kpc=z0, sigma_z_over_sigma_r=ratio,
+                toomre_q_min=float(np.min(q_band)),  # 0.5-4 R_d, after the floor
+                toomre_q_floor_fraction=moments["q_floor_raised"])
+    # radii and azimuths as drawn; heights and velocities from the vertical DF
+    pos_d, vel_d = dynamics.sample_disc_particles(
+        rng_vel, np.hypot(pos_d[:, 0], pos_d[:, 1]), np.arctan2(pos_d[:, 1], pos_d[:, 0]),
+        moments)
+    age_d, z_d = stellar_pops.disc_populations(
+        rng_pop, np.hypot(pos_d[:, 0], pos_d[:, 1]), disc.r_d, m_star_total,
+        float(row["log_z_zsun"]), history)
+    m_now, m_init = particle_masses(disc.mass, age_d, z_d)
+    return _StellarPart(pos_d, vel_d, age_d, z_d, m_now, m_init, np.ones(n_d, np.int8)), meta
+
+
+def _join_parts(parts: list[_StellarPart], gid: int) -> _StellarPart:
+    """Concatenate the components' particles (bulge first), refusing a galaxy without stars.
+
+    Raises
+    ------
+    GalaxyInputError
+        If no component has a particle (stellar mass below one particle).
+    """
+    if not parts:
+        raise GalaxyInputError(f"galaxy {gid}: stellar mass below one particle")
+    return _StellarPart(*(np.concatenate(arrays) for arrays in zip(*parts, strict=True)))
+
+
+def _oriented(rot: np.ndarray, joined: _StellarPart, lum: dict, potential: np.ndarray,
+              gas: Gas | None) -> tuple[Stars, Gas | None]:
+    """Stars and gas rotated from the disc frame into the box frame (x_box = rot @ x_disc).
+
+    Parameters
+    ----------
+    rot : numpy.ndarray
+        (3, 3) orientation matrix.
+    joined : _StellarPart
+        All star particles, disc frame.
+    lum : dict
+        Band luminosities of the stars, Lsun.
+    potential : numpy.ndarray
+        Each star's potential, (km/s)^2 (frame-independent).
+    gas : Gas or None
+        Gas particles, disc frame.
+
+    Returns
+    -------
+    tuple
+        (Stars, Gas or None) in the box frame.
+    """
+    # extra['component']: 0 = spheroid (bulge) particle, 1 = disc particle
+    stars = Stars(joined.pos @ rot.T, joined.vel @ rot.T, joined.mass,
+                  extra={"component": joined.component, "initial_mass": joined.initial_mass},
+                  age_gyr=joined.age, metallicity=joined.metallicity, lum=lum,
+                  potential=potential)
+    if gas is not None:
+        gas = Gas(gas.pos @ rot.T, gas.vel @ rot.T, gas.mass, metallicity=gas.metallicity,
+                  extra=gas.extra)
+    return stars, gas
+
+
+def _galaxy_meta(row: pd.Series | dict, mcfg: dict, model: SphericalModel, comps: dict,
+                 galpot, rot: np.ndarray, *, m_star_total: float, m_star_particles: float,
+                 m_gas_particles: float, sigma_proxy: float, alpha: float,
+                 sfr_total: float) -> dict:
+    """Galaxy.meta of a mock galaxy: the model's truths beside what the particles carry.
+
+    Parameters
+    ----------
+    row : pandas.Series or dict
+        The population row.
+    mcfg : dict
+        The profile's ``mock`` section.
+    model : SphericalModel
+        The total mass model (monopoles).
+    comps : dict
+        Its components.
+    galpot : object
+        The flattened total potential (vcirc, discs).
+    rot : numpy.ndarray
+        Orientation matrix, disc frame -> box frame.
+    m_star_total, m_star_particles, m_gas_particles : float
+        Model stellar mass and the star and gas particles' masses, Msun.
+    sigma_proxy, alpha, sfr_total : float
+        Dispersion proxy (km/s), IMF factor and SFR over the last 100 Myr (Msun/yr).
+
+    Returns
+    -------
+    dict
+        The keys listed in `build_galaxy` except the dynamics' (added by the caller).
+    """
+    m_gas = float(row["m_gas"])
+    r_half_3d = model.half_mass_radius(tuple(c for c in ("bulge", "disc") if c in comps))
+    m_in = model.enclosed_mass(r_half_3d)
+    return {
+        "galaxy_type": "early" if bool(row["early"]) else "late", "source": "mock",
+        "spin_axis": rot[:, 2].copy(), "m200c": float(row["m200c"]),
+        "r200c_kpc": float(row["r200c_kpc"]), "concentration": float(row["concentration"]),
+        "m_star_model": m_star_total, "m_gas_model": m_gas, "bt": float(row["bt"]),
+        "m_star_dropped": m_star_total - m_star_particles,
+        "m_gas_dropped": m_gas - m_gas_particles,
+        "re_kpc_drawn": float(row["re_kpc"]), "r_half_3d_model": r_half_3d,
+        "fdm_rhalf_model": float(model.enclosed_mass(r_half_3d, "dm") / m_in),
+        "sigma_proxy_kms": sigma_proxy, "imf_alpha": alpha,
+        "contraction": bool(mcfg.get("contraction")), "slow_rotator": bool(row["slow_rotator"]),
+        "sfr_100myr": sfr_total,
+        "vcirc_kms": galpot.vcirc, "potential_kms2": model.potential,
+        "mass_model": model, "disc_sheet": galpot.discs,  # the exact model potential (disc frame)
+        "orientation_matrix": rot,
+        "sun_abs_mag_ab": dict(SUN_ABS_MAG_SDSS_AB),  # luminosities are in SDSS solar units
+    }
+
+
 def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
     """Particles, populations, equilibrium velocities and truths for one population row.
 
@@ -180,133 +447,63 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
     potential_kms2 (callable of 3D r: the monopole), mass_model (monopoles) and disc_sheet (the
     discs' flattened residual; mass_model + disc_sheet = the exact model potential, disc frame),
     orientation_matrix (disc frame -> box frame: x_box = M @ x_disc).
+
+    Steps: mass model and IMF (`_mass_model_with_imf`), star-formation history, bulge and
+    disc particles in the disc frame (`_bulge_particles`, `_disc_particles`), potential and
+    light, gas (`_gas_particles`), a random orientation (`_oriented`) and the truths
+    (`_galaxy_meta`). Each step draws from its own seeded generator (`_galaxy_rngs`).
+
+    Parameters
+    ----------
+    row : pandas.Series or dict
+        The galaxy's population row.
+    cfg : dict
+        The profile (``seed`` and the ``mock`` section).
+
+    Returns
+    -------
+    Galaxy
+        Stars, gas and the analytic dark-matter halo, box frame.
     """
     gid = int(row["galaxy_id"])
-    seed = cfg["seed"]
     mcfg = cfg["mock"]
-    early = bool(row["early"])
     m_p = float(mcfg["star_particle_mass"])
-
-    model, comps = build_mass_model(row, mcfg)
-    r_half_base = model.half_mass_radius(tuple(c for c in ("bulge", "disc") if c in comps))
-    sigma_proxy = float(np.sqrt(G * model.enclosed_mass(r_half_base) / (3 * r_half_base)))
-    alpha = 1.0
-    if mcfg["imf"] == "varying":
-        alpha = imf_alpha(sigma_proxy)
-        model, comps = build_mass_model(row, mcfg, alpha)
-    elif mcfg["imf"] != "chabrier":
-        raise ValueError(f"mock.imf '{mcfg['imf']}' unknown (chabrier | varying)")
-
-    rng_pos = galaxy_rng(seed, gid, "positions")
-    rng_vel = galaxy_rng(seed, gid, "velocities")
-    rng_pop = galaxy_rng(seed, gid, "populations")
-    rng_gas = galaxy_rng(seed, gid, "gas")
-    rng_orient = galaxy_rng(seed, gid, "orientation")
-
-    history = stellar_pops.draw_history(rng_pop, early, float(row["m_star"]),
-                                        float(row["m_h2"]), float(mcfg["sfh_burstiness"]))
-    pos_parts, vel_parts, age_parts, z_parts, mass_parts, comp_parts = [], [], [], [], [], []
-    init_parts = []  # initial (formed) masses: one per component; current = initial x f_rem(age)
+    model, comps, sigma_proxy, alpha = _mass_model_with_imf(row, mcfg)
+    rngs = _galaxy_rngs(cfg["seed"], gid)
+    history = stellar_pops.draw_history(rngs["populations"], bool(row["early"]),
+                                        float(row["m_star"]), float(row["m_h2"]),
+                                        float(mcfg["sfh_burstiness"]))
     # total potential: monopoles + thick stellar and gas discs (flattened residual, disc frame)
     galpot = dynamics.flattened_potential(model, comps, float(row["disc_z0_kpc"]),
                                           0.5 * float(row["disc_z0_kpc"]))
-    sheet = galpot.discs
-    dyn_meta: dict = {}
     m_star_total = float(row["m_star"]) * alpha
+    parts: list[_StellarPart] = []
+    dyn_meta: dict = {}
     if "bulge" in comps:
-        bulge = comps["bulge"]
-        n_b = max(_n_particles(bulge.mass, m_p), 1)
-        pos_b = _isotropic_positions(rng_pos, bulge.sample_radii(rng_pos, n_b))
-        r_a_kpc, q, f, raised = dynamics.spheroid_anisotropy_radius(
-            model, bulge.density, dynamics.HERNQUIST_RHALF_OVER_A * bulge.a,
-            mcfg["spheroid_anisotropy"], row.get("beta_rhalf"))
-        dyn_meta.update(anisotropy_ra_kpc=r_a_kpc, anisotropy_ra_raised=raised)
-        vel_b = dynamics.sample_spheroid_velocities(rng_vel, pos_b, model, q, f, r_a=r_a_kpc)
-        vel_b = _flip_to_prograde(rng_vel, pos_b, vel_b, float(row["rotation_flip"]))
-        age_b, z_b = stellar_pops.bulge_populations(
-            rng_pop, np.linalg.norm(pos_b, axis=1), 1.8153 * bulge.a, m_star_total,
-            float(row["log_z_zsun"]), history)
-        pos_parts.append(pos_b)
-        vel_parts.append(vel_b)
-        age_parts.append(age_b)
-        z_parts.append(z_b)
-        m_now, m_init = particle_masses(bulge.mass, age_b, z_b)
-        mass_parts.append(m_now)
-        init_parts.append(m_init)
-        comp_parts.append(np.zeros(n_b, np.int8))
+        part, meta = _bulge_particles(row, model, comps["bulge"], m_p,
+                                      mcfg["spheroid_anisotropy"], rngs, m_star_total, history)
+        parts.append(part)
+        dyn_meta.update(meta)
     if "disc" in comps:
-        disc = comps["disc"]
-        n_d = _n_particles(disc.mass, m_p)
-        if n_d > 0:
-            z0 = float(row["disc_z0_kpc"])
-            pos_d = _disc_positions(rng_pos, n_d, disc.r_d, z0)
-            ratio = dynamics.draw_sigma_ratio(rng_vel)
-            moments = dynamics.disc_kinematics(galpot, disc.mass, disc.r_d, z0, ratio)
-            q_band = moments["toomre_q"](np.linspace(0.5, 4, 20) * disc.r_d)
-            dyn_meta.update(disc_rd_kpc=disc.r_d, disc_z0_kpc=z0, sigma_z_over_sigma_r=ratio,
-                            toomre_q_min=float(np.min(q_band)),  # 0.5-4 R_d, after the floor
-                            toomre_q_floor_fraction=moments["q_floor_raised"])
-            # radii and azimuths as drawn; heights and velocities from the vertical DF
-            pos_d, vel_d = dynamics.sample_disc_particles(
-                rng_vel, np.hypot(pos_d[:, 0], pos_d[:, 1]), np.arctan2(pos_d[:, 1], pos_d[:, 0]),
-                moments)
-            age_d, z_d = stellar_pops.disc_populations(
-                rng_pop, np.hypot(pos_d[:, 0], pos_d[:, 1]), disc.r_d, m_star_total,
-                float(row["log_z_zsun"]), history)
-            pos_parts.append(pos_d)
-            vel_parts.append(vel_d)
-            age_parts.append(age_d)
-            z_parts.append(z_d)
-            m_now, m_init = particle_masses(disc.mass, age_d, z_d)
-            mass_parts.append(m_now)
-            init_parts.append(m_init)
-            comp_parts.append(np.ones(n_d, np.int8))
-    if not pos_parts:
-        raise GalaxyInputError(f"galaxy {gid}: stellar mass below one particle")
-    pos = np.concatenate(pos_parts)
-    vel = np.concatenate(vel_parts)
-    age = np.concatenate(age_parts)
-    metal = np.concatenate(z_parts)
-    mass = np.concatenate(mass_parts)
-    potential = dynamics.total_potential(model, sheet, pos)
-    lum = particle_luminosities(mass / alpha, age, metal, ("g", "r"))
+        part, meta = _disc_particles(row, galpot, comps["disc"], m_p, rngs, m_star_total,
+                                     history)
+        if part is not None:
+            parts.append(part)
+        dyn_meta.update(meta)
+    joined = _join_parts(parts, gid)
+    potential = dynamics.total_potential(model, galpot.discs, joined.pos)
     # light is that of the Chabrier-IMF mass (mass / alpha); the extra alpha is dark stellar mass
-
-    m_star_dropped = m_star_total - float(mass.sum())
-    m_gas = float(row["m_gas"])
+    lum = particle_luminosities(joined.mass / alpha, joined.age, joined.metallicity, ("g", "r"))
     # SFR over the last 100 Myr (Msun/yr), from the mass the young particles formed with
-    young = age < 0.1
-    initial_mass = np.concatenate(init_parts)
-    sfr_total = float(np.sum(initial_mass[young]) / 1e8)
-    gas = _gas_particles(row, comps, galpot, float(mcfg["gas_particle_mass"]), rng_gas, sfr_total)
-
-    rot = _random_orientation(rng_orient, np.array([row["spin_x"], row["spin_y"],
-                                                    row["spin_z"]], float))
-    # extra['component']: 0 = spheroid (bulge) particle, 1 = disc particle
-    stars = Stars(pos @ rot.T, vel @ rot.T, mass, extra={"component": np.concatenate(comp_parts),
-                                                         "initial_mass": initial_mass},
-                  age_gyr=age, metallicity=metal, lum=lum, potential=potential)
-    if gas is not None:
-        gas = Gas(gas.pos @ rot.T, gas.vel @ rot.T, gas.mass, metallicity=gas.metallicity,
-                  extra=gas.extra)
-    r_half_3d = model.half_mass_radius(tuple(c for c in ("bulge", "disc") if c in comps))
-    m_in = model.enclosed_mass(r_half_3d)
-    m_gas_particles = float(gas.mass.sum()) if gas is not None else 0.0
-    meta = {
-        "galaxy_type": "early" if early else "late", "source": "mock",
-        "spin_axis": rot[:, 2].copy(), "m200c": float(row["m200c"]),
-        "r200c_kpc": float(row["r200c_kpc"]), "concentration": float(row["concentration"]),
-        "m_star_model": m_star_total, "m_gas_model": m_gas, "bt": float(row["bt"]),
-        "m_star_dropped": m_star_dropped, "m_gas_dropped": m_gas - m_gas_particles,
-        "re_kpc_drawn": float(row["re_kpc"]), "r_half_3d_model": r_half_3d,
-        "fdm_rhalf_model": float(model.enclosed_mass(r_half_3d, "dm") / m_in),
-        "sigma_proxy_kms": sigma_proxy, "imf_alpha": alpha,
-        "contraction": bool(mcfg.get("contraction")), "slow_rotator": bool(row["slow_rotator"]),
-        "sfr_100myr": sfr_total,
-        "vcirc_kms": galpot.vcirc, "potential_kms2": model.potential,
-        "mass_model": model, "disc_sheet": sheet,  # the exact model potential (disc frame)
-        "orientation_matrix": rot,
-        "sun_abs_mag_ab": dict(SUN_ABS_MAG_SDSS_AB),  # luminosities are in SDSS solar units
-    }
+    sfr_total = float(np.sum(joined.initial_mass[joined.age < 0.1]) / 1e8)
+    gas = _gas_particles(row, comps, galpot, float(mcfg["gas_particle_mass"]), rngs["gas"],
+                         sfr_total)
+    rot = _random_orientation(rngs["orientation"], np.array([row["spin_x"], row["spin_y"],
+                                                             row["spin_z"]], float))
+    stars, gas = _oriented(rot, joined, lum, potential, gas)
+    meta = _galaxy_meta(row, mcfg, model, comps, galpot, rot, m_star_total=m_star_total,
+                        m_star_particles=float(joined.mass.sum()),
+                        m_gas_particles=float(gas.mass.sum()) if gas is not None else 0.0,
+                        sigma_proxy=sigma_proxy, alpha=alpha, sfr_total=sfr_total)
     meta.update(dyn_meta)
     return Galaxy(gid, stars, gas=gas, dm=comps["dm"], meta=meta)

@@ -214,18 +214,31 @@ def specific_sfr(age_gyr: np.ndarray, formed_mass: np.ndarray, mass: np.ndarray,
     return float(formed_mass[young].sum()) / (window_gyr * 1e9) / m_now
 
 
-def subhalo_to_galaxy(raw: RawSubhalo, header: TngHeader, galaxy_id: int, *, origin: str,
-                      cfg: Mapping | None = None, snapshot: int | None = None,
-                      centre_ckpc_h: np.ndarray | None = None,
-                      bulk_velocity_kms: np.ndarray | None = None) -> Galaxy:
-    """Convert one subhalo's raw arrays into a centred Galaxy at rest (units in the module doc).
+def _star_arrays(raw: RawSubhalo, origin: str
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Checked star-group arrays: formation scale factor, star mask, coordinates, masses, vels.
 
-    `origin` names where the arrays came from (file path, or base path and subhalo) and prefixes
-    every error. `centre_ckpc_h` (comoving box position) and `bulk_velocity_kms` (peculiar) come
-    from a catalogue when given; otherwise the stars' potential minimum and their mean velocity
-    within 2 R_half are used.
+    Why: every later step trusts these arrays, so a missing group or field, a row-count
+    mismatch, a non-finite value or a group of wind cells only is refused here, naming `origin`.
+
+    Parameters
+    ----------
+    raw : RawSubhalo
+        The subhalo's raw arrays (code units).
+    origin : str
+        Where they came from; prefixes every error.
+
+    Returns
+    -------
+    tuple
+        (a_form, is_star, coords (n, 3), masses, vels (n, 3)), all entries of the group (stars
+        and wind cells; is_star marks the stars, GFM_StellarFormationTime > 0).
+
+    Raises
+    ------
+    GalaxyInputError
+        If the group or a required field is missing or bad, or it holds no star particle.
     """
-    settings = tng_settings(cfg)
     if STARS not in raw:
         raise GalaxyInputError(f"{origin}: group '{STARS}' (stars) is missing")
     _require(raw, STARS, STAR_FIELDS_REQUIRED, origin)
@@ -240,32 +253,107 @@ def subhalo_to_galaxy(raw: RawSubhalo, header: TngHeader, galaxy_id: int, *, ori
     coords = _finite(st["Coordinates"], STARS, "Coordinates", origin).reshape(-1, 3)
     masses = _finite(st["Masses"], STARS, "Masses", origin)
     vels = _finite(st["Velocities"], STARS, "Velocities", origin).reshape(-1, 3)
+    return a_form, is_star, coords, masses, vels
 
+
+def _galaxy_centre(st: dict[str, np.ndarray], coords: np.ndarray, masses: np.ndarray,
+                   is_star: np.ndarray, header: TngHeader, origin: str,
+                   centre_ckpc_h: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """The galaxy's centre (comoving code units) and how it was found.
+
+    In order of preference: the catalogue position, the stars' potential minimum, a
+    shrinking sphere on the stars (centring.py) when the file has no Potential.
+
+    Parameters
+    ----------
+    st : dict
+        The star group's raw arrays.
+    coords, masses : numpy.ndarray
+        Checked coordinates (n, 3) and masses of the group.
+    is_star : numpy.ndarray
+        Mask of star particles (not wind cells).
+    header : TngHeader
+        The snapshot header (box size for periodic wrapping).
+    origin : str
+        Prefixes errors.
+    centre_ckpc_h : numpy.ndarray or None
+        Catalogue position, if given.
+
+    Returns
+    -------
+    tuple
+        (centre (3,), centre_method).
+    """
     if centre_ckpc_h is not None:
-        centre = np.asarray(centre_ckpc_h, dtype=np.float64).reshape(3)
-        centre_method = "catalogue SubhaloPos"
-    elif "Potential" in st:
+        return np.asarray(centre_ckpc_h, dtype=np.float64).reshape(3), "catalogue SubhaloPos"
+    if "Potential" in st:
         pot = _finite(st["Potential"], STARS, "Potential", origin)
-        centre = coords[is_star][np.argmin(pot[is_star])]
-        centre_method = "potential minimum of the stars"
-    else:  # no Potential, no catalogue position: shrinking sphere on the stars (centring.py)
-        centre = shrinking_sphere_centre(coords[is_star], masses[is_star], header.box_size)
-        centre_method = SHRINKING_SPHERE_METHOD
+        return coords[is_star][np.argmin(pot[is_star])], "potential minimum of the stars"
+    # no Potential, no catalogue position: shrinking sphere on the stars (centring.py)
+    return (shrinking_sphere_centre(coords[is_star], masses[is_star], header.box_size),
+            SHRINKING_SPHERE_METHOD)
 
-    pos_all = _positions(coords, centre, header)
-    vel_all = _velocities(vels, header)
-    mass_all = _mass_msun(masses, header)
-    pos, mass = pos_all[is_star], mass_all[is_star]
-    r_half = half_mass_radius(pos, mass)
+
+def _systemic_velocity(pos: np.ndarray, mass: np.ndarray, vel: np.ndarray, r_half: float,
+                       bulk_velocity_kms: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """The galaxy's bulk velocity (km/s, peculiar) and how it was found.
+
+    The catalogue's SubhaloVel when given, else the mass-weighted mean velocity of the stars
+    within 3D 2 R_half (the outskirts and satellites' debris do not move the frame).
+
+    Parameters
+    ----------
+    pos, mass, vel : numpy.ndarray
+        Centred positions (kpc), masses and velocities of the star particles.
+    r_half : float
+        Stellar half-mass radius, kpc.
+    bulk_velocity_kms : numpy.ndarray or None
+        Catalogue velocity, if given.
+
+    Returns
+    -------
+    tuple
+        (v_sys (3,), velocity_method).
+    """
     if bulk_velocity_kms is not None:
-        v_sys = np.asarray(bulk_velocity_kms, dtype=np.float64).reshape(3)
-        velocity_method = "catalogue SubhaloVel"
-    else:
-        inside = np.einsum("ij,ij->i", pos, pos) <= (2.0 * r_half) ** 2
-        w = mass[inside]
-        v_sys = (vel_all[is_star][inside] * w[:, None]).sum(axis=0) / w.sum()
-        velocity_method = "mass-weighted mean of the stars within 2 R_half"
+        return (np.asarray(bulk_velocity_kms, dtype=np.float64).reshape(3),
+                "catalogue SubhaloVel")
+    inside = np.einsum("ij,ij->i", pos, pos) <= (2.0 * r_half) ** 2
+    w = mass[inside]
+    v_sys = (vel[inside] * w[:, None]).sum(axis=0) / w.sum()
+    return v_sys, "mass-weighted mean of the stars within 2 R_half"
 
+
+def _star_particles(st: dict[str, np.ndarray], a_form: np.ndarray, is_star: np.ndarray,
+                    pos: np.ndarray, vel: np.ndarray, mass: np.ndarray, header: TngHeader,
+                    origin: str) -> Stars:
+    """Stars in physical units: ages, SDSS g and r luminosities, initial masses, potential.
+
+    Parameters
+    ----------
+    st : dict
+        The star group's raw arrays.
+    a_form : numpy.ndarray
+        Formation scale factors of the whole group.
+    is_star : numpy.ndarray
+        Mask of star particles.
+    pos, vel, mass : numpy.ndarray
+        The stars' centred positions (kpc), rest-frame velocities (km/s), masses (Msun).
+    header : TngHeader
+        The snapshot header.
+    origin : str
+        Prefixes errors.
+
+    Returns
+    -------
+    Stars
+        extra holds formation_a and, when the file has it, initial_mass (Msun).
+
+    Raises
+    ------
+    GalaxyInputError
+        If GFM_StellarPhotometrics does not have the 8 bands.
+    """
     age = cosmology.stellar_age_gyr(a_form[is_star], header.scale_factor, header.hubble,
                                     header.omega_m, header.omega_l)
     try:
@@ -279,31 +367,89 @@ def subhalo_to_galaxy(raw: RawSubhalo, header: TngHeader, galaxy_id: int, *, ori
     potential = None
     if "Potential" in st:
         potential = np.asarray(st["Potential"], dtype=np.float64)[is_star] / header.scale_factor
-    stars = Stars(pos=pos, vel=vel_all[is_star] - v_sys, mass=mass, extra=extra, age_gyr=age,
-                  metallicity=np.asarray(st["GFM_Metallicity"], dtype=np.float64)[is_star],
-                  lum=lum, potential=potential)
+    return Stars(pos=pos, vel=vel, mass=mass, extra=extra, age_gyr=age,
+                 metallicity=np.asarray(st["GFM_Metallicity"], dtype=np.float64)[is_star],
+                 lum=lum, potential=potential)
 
-    wind = ~is_star
-    wind_mass = float(mass_all[wind].sum())
-    gas = None
-    if GAS in raw:
-        gas = _gas(raw, header, centre, v_sys, origin,
-                   wind=(pos_all[wind], vel_all[wind] - v_sys, mass_all[wind],
-                         np.asarray(st["GFM_Metallicity"], dtype=np.float64)[wind]))
-    dm = _dark_matter(raw, header, centre, v_sys, origin) if DM in raw else None
-    bh_mass = 0.0
+
+def _black_hole_mass(raw: RawSubhalo, header: TngHeader) -> float:
+    """Total black-hole mass, Msun (0 when the file has no BH masses)."""
     if BH in raw and "Masses" in raw[BH]:
-        bh_mass = float(_mass_msun(raw[BH]["Masses"], header).sum())
+        return float(_mass_msun(raw[BH]["Masses"], header).sum())
+    return 0.0
 
+
+def _star_formation(stars: Stars, gas: Gas | None, r_half: float, settings: Mapping
+                    ) -> tuple[float, float | None]:
+    """Specific SFR within 3D 2 R_half: from stellar ages (the type) and from the gas cells.
+
+    Parameters
+    ----------
+    stars : Stars
+        The star particles (initial_mass in extra when the file has it).
+    gas : Gas or None
+        The gas cells (extra['sfr'], Msun/yr).
+    r_half : float
+        Stellar half-mass radius, kpc.
+    settings : Mapping
+        The tng settings (sfr_window_gyr).
+
+    Returns
+    -------
+    tuple
+        (ssfr_per_yr over the window from the ages, instantaneous gas ssfr or None without
+        gas; the latter for comparison only).
+    """
     inside2 = stars.radius <= 2.0 * r_half
-    formed = extra.get("initial_mass", mass)
-    ssfr = specific_sfr(age, formed, mass, inside2, float(settings["sfr_window_gyr"]))
+    formed = stars.extra.get("initial_mass", stars.mass)
+    ssfr = specific_sfr(stars.age_gyr, formed, stars.mass, inside2,
+                        float(settings["sfr_window_gyr"]))
     ssfr_gas = None  # instantaneous, from the gas cells, for comparison only
     if gas is not None:
-        m2 = float(mass[inside2].sum())
+        m2 = float(stars.mass[inside2].sum())
         ssfr_gas = float(gas.extra["sfr"][gas.radius <= 2.0 * r_half].sum()) / m2
+    return ssfr, ssfr_gas
+
+
+def _tng_meta(settings: Mapping, header: TngHeader, galaxy_id: int, snapshot: int | None,
+              stars: Stars, gas: Gas | None, r_half: float, origin: str, *,
+              methods: tuple[str, str], wind_mass: float, n_wind: int, bh_mass: float) -> dict:
+    """Galaxy.meta of a TNG galaxy: its type and the choices the conversion made.
+
+    The type is early when the sSFR from stellar ages (`_star_formation`) is below
+    tng.quenched_ssfr_per_yr; the criterion is recorded in words beside it.
+
+    Parameters
+    ----------
+    settings : Mapping
+        The tng settings.
+    header : TngHeader
+        The snapshot header.
+    galaxy_id : int
+        The subhalo id.
+    snapshot : int or None
+        Snapshot number (default: the settings').
+    stars : Stars
+        The converted stars.
+    gas : Gas or None
+        The converted gas.
+    r_half : float
+        Stellar half-mass radius, kpc.
+    origin : str
+        Where the arrays came from.
+    methods : tuple of str
+        (centre_method, velocity_method).
+    wind_mass, n_wind, bh_mass : float, int, float
+        Wind-cell mass (Msun), their number, and black-hole mass (Msun).
+
+    Returns
+    -------
+    dict
+        The meta keys the observation and the dataset read.
+    """
+    ssfr, ssfr_gas = _star_formation(stars, gas, r_half, settings)
     threshold = float(settings["quenched_ssfr_per_yr"])
-    meta = {
+    return {
         "source": "tng",
         "galaxy_type": "early" if ssfr < threshold else "late",
         "galaxy_type_criterion": (
@@ -317,16 +463,86 @@ def subhalo_to_galaxy(raw: RawSubhalo, header: TngHeader, galaxy_id: int, *, ori
         "simulation": str(settings["simulation"]),
         "scale_factor": header.scale_factor,
         "redshift": header.redshift,
-        "centre_method": centre_method,
-        "velocity_method": velocity_method,
+        "centre_method": methods[0],
+        "velocity_method": methods[1],
         "rhalf_kpc": r_half,
         "mstar_30kpc_msun": float(stars.enclosed_mass(30.0)),
         "wind_mass_msun": wind_mass,
-        "n_wind_cells": int(wind.sum()),
+        "n_wind_cells": n_wind,
         "bh_mass_msun": bh_mass,
         "sun_abs_mag_ab": dict(SUN_ABS_MAG_AB),  # what lum is in units of (observe reads it)
         "origin": origin,
     }
+
+
+def subhalo_to_galaxy(raw: RawSubhalo, header: TngHeader, galaxy_id: int, *, origin: str,
+                      cfg: Mapping | None = None, snapshot: int | None = None,
+                      centre_ckpc_h: np.ndarray | None = None,
+                      bulk_velocity_kms: np.ndarray | None = None) -> Galaxy:
+    """Convert one subhalo's raw arrays into a centred Galaxy at rest (units in the module doc).
+
+    `origin` names where the arrays came from (file path, or base path and subhalo) and prefixes
+    every error. `centre_ckpc_h` (comoving box position) and `bulk_velocity_kms` (peculiar) come
+    from a catalogue when given; otherwise the stars' potential minimum and their mean velocity
+    within 2 R_half are used.
+
+    Steps: check the star arrays (`_star_arrays`), centre (`_galaxy_centre`), physical units,
+    rest frame (`_systemic_velocity`), stars (`_star_particles`), gas with the wind cells,
+    dark matter, and meta with the type from the star formation (`_tng_meta`).
+
+    Parameters
+    ----------
+    raw : RawSubhalo
+        The subhalo's raw arrays, code units, by particle group.
+    header : TngHeader
+        The snapshot header.
+    galaxy_id : int
+        The subhalo id.
+    origin : str
+        Where the arrays came from; prefixes every error.
+    cfg : Mapping, optional
+        The profile (its ``tng`` section); defaults when None.
+    snapshot : int, optional
+        Snapshot number recorded in meta (default: the tng settings').
+    centre_ckpc_h, bulk_velocity_kms : numpy.ndarray, optional
+        Catalogue centre and bulk velocity.
+
+    Returns
+    -------
+    Galaxy
+        Centred, at rest, physical units; meta records the choices made.
+
+    Raises
+    ------
+    GalaxyInputError
+        If the arrays are missing, malformed or hold no star particle.
+    """
+    settings = tng_settings(cfg)
+    a_form, is_star, coords, masses, vels = _star_arrays(raw, origin)
+    st = raw[STARS]
+    centre, centre_method = _galaxy_centre(st, coords, masses, is_star, header, origin,
+                                           centre_ckpc_h)
+    pos_all = _positions(coords, centre, header)
+    vel_all = _velocities(vels, header)
+    mass_all = _mass_msun(masses, header)
+    pos, mass = pos_all[is_star], mass_all[is_star]
+    r_half = half_mass_radius(pos, mass)
+    v_sys, velocity_method = _systemic_velocity(pos, mass, vel_all[is_star], r_half,
+                                                bulk_velocity_kms)
+    stars = _star_particles(st, a_form, is_star, pos, vel_all[is_star] - v_sys, mass, header,
+                            origin)
+
+    wind = ~is_star
+    gas = None
+    if GAS in raw:
+        gas = _gas(raw, header, centre, v_sys, origin,
+                   wind=(pos_all[wind], vel_all[wind] - v_sys, mass_all[wind],
+                         np.asarray(st["GFM_Metallicity"], dtype=np.float64)[wind]))
+    dm = _dark_matter(raw, header, centre, v_sys, origin) if DM in raw else None
+    meta = _tng_meta(settings, header, galaxy_id, snapshot, stars, gas, r_half, origin,
+                     methods=(centre_method, velocity_method),
+                     wind_mass=float(mass_all[wind].sum()), n_wind=int(wind.sum()),
+                     bh_mass=_black_hole_mass(raw, header))
     return Galaxy(galaxy_id=int(galaxy_id), stars=stars, gas=gas, dm=dm, meta=meta)
 
 
