@@ -187,7 +187,7 @@ def disc_kinematics(pot: GalaxyPotential, mass: float, r_d: float, z0: float,
                     u_max: float = 8.0) -> dict[str, Callable]:
     """Jeans moments of a sech^2 exponential stellar disc (mass, r_d, z0) in the potential `pot`.
 
-    Returns callables of (R, |z|) (kpc): 'vphi_mean', 'sigma_z'; of R: 'sigma_r',
+    Returns callables of (R, ``|z|``) (kpc): 'vphi_mean', 'sigma_z'; of R: 'sigma_r',
     'sigma_phi', 'toomre_q', 'vcirc' (km/s); and 'q_floor_raised' (fraction of 0.5-4 R_d
     where the Toomre floor raised sigma_R above sigma_z / sigma_ratio), and 'vertical': the
     tables of the exact vertical DF (vertical_df_tables) that sample_disc_particles draws from.

@@ -4,7 +4,7 @@
   weighted, so that the sample is itself an equilibrium) is integrated in the galaxy's fixed
   total potential (monopoles + flattened discs, the potential their velocities were drawn in)
   for `n_orbits` circular-orbit periods T = 2 pi R / v_c(R) of each annulus at 1-5 R_d. Per
-  annulus: the rms height (and the median |z|) of the particles in the annulus at each time
+  annulus: the rms height (and the median ``|z|``) of the particles in the annulus at each time
   (Eulerian), and the Lagrangian radius (radius of fixed enclosed disc mass), their drift (mean
   over n_orbits +- 0.25 T, relative to t = 0). Both are stationary for a disc in equilibrium.
 - `equilibrium_figure(result)`: rms height and Lagrangian radius against time in orbits.
@@ -55,12 +55,14 @@ def disc_equilibrium(g: Galaxy, annuli_rd: tuple[float, ...] = (1.0, 2.0, 3.0, 4
 
     Returns {'table': one row per annulus, 'series': thickness and Lagrangian radius against
     time}. Both are Eulerian/whole-disc quantities, stationary for a disc in equilibrium:
-    - thickness at R_k: rms height of the disc particles that are in |R - R_k| < half_width_rd
+
+    - thickness at R_k: rms height of the disc particles that are in ``|R - R_k|`` < half_width_rd
       R_d *at time t* (not of the particles that were there at t = 0: those spread over their
       epicycles, and their median radius drifts inwards by ~ (sigma_R / kappa)^2 dln(Sigma R)/dR
       even in perfect equilibrium, -2 to -4 % at 2-5 R_d for hot discs);
     - Lagrangian radius at R_k: the radius enclosing the disc mass fraction that R_k encloses
       at t = 0 (the standard definition: radii of fixed enclosed mass).
+
     The sample: disc particles in guiding-radius bins (L_z = R_g v_c(R_g), bin_rd R_d wide), at
     most n_per_bin per bin, weighted by (bin count / bin sample). L_z is conserved in the
     axisymmetric potential, so the weighted sample is an equilibrium whenever the disc is, while

@@ -1,6 +1,7 @@
 """The mock galaxy population at z ~ 0: one row per galaxy, drawn from published relations.
 
 Recipe (defaults; knobs in cfg['mock']):
+
 1. Halo masses M200c from the Tinker+2008 mass function (colossus, TNG Planck15 cosmology)
    between 10^11.2 Msun (well below where Moster's median reaches M* = 1e10) and
    cfg['data']['max_halo_mass'].
@@ -18,8 +19,9 @@ Recipe (defaults; knobs in cfg['mock']):
    makes Sigma_HI(R_HI) = 2 M_HI / (pi R_HI^2) e^-2 ~ 1 Msun/pc^2 and a central HI density of
    ~7 Msun/pc^2, near the observed saturation); H2 from xCOLD GASS with the stellar disc's
    scale length (molecular gas follows the stars, Leroy+2008). Early (quenched) types follow
-   ATLAS3D instead: 22 % hold molecular gas (Young+2011) and 34 % HI (Serra+2012), with
-   log M_H2/M* ~ N(-2.5, 0.5) and log M_HI/M* ~ N(-2.0, 0.6) when they do; the rest have none.
+   ATLAS3D instead: 22 % hold molecular gas (Young+2011) and 32 % HI (Serra+2012), with
+   log M_H2/M* ~ N(-2.14, 0.76) and log M_HI/M* ~ N(-2.08, 0.86) when they do (relations.py:
+   from the published tables); the rest have none.
    Metallicities: stars from Gallazzi+2005 (median and its skewed 16-84 % range, a split
    normal); gas from the Curti+2020 gas-phase mass-metallicity relation with
    0.08 dex scatter, both at R_e, with a -0.1 dex per R_e gradient. Slow rotators (early
@@ -29,6 +31,7 @@ Recipe (defaults; knobs in cfg['mock']):
    are isotropic.
 5. NFW with colossus diemer19 concentration and log-normal scatter.
 6. Sample cut as the paper: M*(<30 kpc, 3D) > cfg['data']['min_mstar_30kpc'] (analytic).
+
 Galaxies are drawn in fixed-size batches until n are accepted, so the table depends only on
 the seed and the sample cuts, and a smaller n gives the first rows of a larger one.
 """
