@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from analysis_lib.config import load_config
@@ -12,7 +13,9 @@ def test_profile_coverage_reads_the_profiles():
     table = cb.profile_coverage()
     assert list(table.columns) == ["smoke", "quick", "paper"]
     paper = load_config("paper")
-    assert table.loc["seeds per headline CNN experiment", "paper"] == str(paper["cnn"]["seeds"])
+    assert table.loc["seeds per repeated CNN experiment", "paper"] == str(paper["cnn"]["seeds"])
+    assert table.loc["CNN experiments repeated over seeds", "smoke"] == "none"  # 1 seed
+    assert "s41_rmaps_mstar" in table.loc["CNN experiments repeated over seeds", "paper"]
     quick = load_config("quick", ["transfer.cnn_epochs=3"])
     assert quick["transfer"]["cnn_epochs"] == 3  # the table follows the profile, not a copy
     assert table.loc["CNN transfer: trained on", "quick"] == ", ".join(
@@ -81,3 +84,42 @@ def test_paper_scale_plan_without_a_benchmark(tmp_path):
     from analysis_lib.presentation import report
 
     assert report.paper_scale_plan(tmp_path / "cnn.json") is None
+
+
+def test_seed_spread_table_counts_the_seeds_of_each_number(tmp_path):
+    from analysis_lib.results import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    cfg = load_config("smoke", ["cnn.seeds=3", "cnn.seed_experiments=s41_rmaps_mstar",
+                                "cnn.probabilistic_experiments=[]"])
+    assert cb.seed_spread_table(cfg, store).empty  # nothing stored yet: an empty table
+    for name, sigma in (("s41_rmaps_mstar", 0.10), ("s41_rmaps_mstar__s1", 0.12),
+                        ("s41_rmaps_mstar__s2", 0.14)):
+        metrics = {"targets": {"log_mstar": {"all": {"sigma": sigma, "bias": 0.0, "n": 9}}}}
+        store.save("cnn", name, "smoke", config={}, metrics=metrics,
+                   predictions=pd.DataFrame())
+    row = cb.seed_spread_table(cfg, store).iloc[0]
+    assert row["experiment"] == "s41_rmaps_mstar" and row["n_seeds"] == 3
+    assert row["sigma_mean"] == pytest.approx(0.12) and row["sigma_std"] == pytest.approx(0.02)
+
+
+def test_split_and_augmentation_tables_follow_the_profile(tmp_path):
+    from analysis_lib.results import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    for name, sigma in (("s41_r30_mstar", 0.12), ("s41_r30_mstar__projsplit", 0.10),
+                        ("s41_r30_mstar__dihedral", 0.11)):
+        metrics = {"targets": {"log_mstar": {"all": {"sigma": sigma, "bias": 0.0, "n": 9}}}}
+        store.save("cnn", name, "smoke", config={}, metrics=metrics,
+                   predictions=pd.DataFrame())
+    none = load_config("smoke", ["cnn.projsplit_experiments=[]",
+                                 "cnn.augment_experiments=[]"])
+    assert cb.projection_split_table(none, store).empty
+    assert cb.augmentation_table(none, store).empty
+    cfg = load_config("smoke", ["cnn.projsplit_experiments=[s41_r30_mstar]",
+                                "cnn.augment_experiments=[s41_r30_mstar]"])
+    split = cb.projection_split_table(cfg, store).iloc[0]
+    assert split["flattery"] == pytest.approx(1.2)
+    aug = cb.augmentation_table(cfg, store).iloc[0]
+    assert aug["sigma_dihedral"] == pytest.approx(0.11)
+    assert aug["ratio"] == pytest.approx(0.12 / 0.11)

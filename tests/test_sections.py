@@ -107,5 +107,6 @@ def test_comparison_table_shows_the_seed_spread(tmp_path):
     assert table.loc["s41_r_mstar", "seeds"] == 3
     assert np.isclose(table.loc["s41_r_mstar", "sigma [dex]"], 0.12)
     assert np.isclose(table.loc["s41_r_mstar", "sigma seed spread [dex]"], 0.02)
+    assert np.isclose(table.loc["s41_r_mstar", "bias seed spread [dex]"], 0.002)
     assert table.loc["s42_r_mtot", "seeds"] == 1  # one run has no spread
     assert pd.isna(table.loc["s42_r_mtot", "sigma seed spread [dex]"])

@@ -106,8 +106,8 @@ def _abs_normal_mean(m: np.ndarray, s: np.ndarray) -> np.ndarray:
 def crps_mixture(mus, sigmas, y) -> np.ndarray:
     """Closed-form CRPS of an equal-weight Gaussian mixture (Grimit et al. 2006), per galaxy.
 
-    CRPS = E|X - y| - E|X - X'|/2 with X, X' independent draws of the mixture; both terms are
-    sums of E|N(m, s^2)| over members (pairs). `mus`, `sigmas`: (n_members, n); `y`: (n,).
+    CRPS = ``E|X - y| - E|X - X'|/2`` with X, X' independent draws of the mixture; both terms
+    are sums of ``E|N(m, s^2)|`` over members (pairs). `mus`, `sigmas`: (n_members, n); `y`: (n,).
     """
     mus, sigmas, y = _arrays(mus, sigmas, y)
     if mus.ndim != 2 or mus.shape != sigmas.shape or mus.shape[1:] != y.shape:
@@ -124,8 +124,8 @@ def crps_mixture(mus, sigmas, y) -> np.ndarray:
 def crps_samples(samples, y) -> np.ndarray:
     """CRPS of the empirical distribution of samples (n_samples, n) at y (n,), per galaxy.
 
-    The energy form E|X - y| - E|X - X'|/2 over the samples (the 'ensemble CRPS' of
-    properscoring.crps_ensemble); E|X - X'| in O(m log m) from the sorted samples.
+    The energy form ``E|X - y| - E|X - X'|/2`` over the samples (the 'ensemble CRPS' of
+    properscoring.crps_ensemble); ``E|X - X'|`` in O(m log m) from the sorted samples.
     """
     samples, y = _arrays(samples, y)
     if samples.ndim != 2 or samples.shape[1:] != y.shape:
@@ -193,7 +193,7 @@ def conformal_scale(z_val, level: float) -> float:
     """Split-conformal half-width, in units of the model's own scale, for coverage >= level.
 
     `z_val` are normalised residuals (y - mu)/s of validation galaxies (s: the model's sigma or
-    any per-galaxy scale); the score is |z|. The returned q is the ceil((n+1) level)-th smallest
+    any per-galaxy scale); the score is ``|z|``. The returned q is the ceil((n+1) level)-th smallest
     score, so the interval mu +- q s covers a new exchangeable galaxy with probability >= level
     (Vovk et al. 2005; Lei et al. 2018). Returns inf when n is too small for the level.
     For a Gaussian model, `gaussian_sigma_factor` turns q into a multiplier of sigma.

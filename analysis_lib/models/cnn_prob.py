@@ -41,6 +41,10 @@ Choices, all stated:
 - Projection-level split: `X__projsplit` is X trained and tested on the paper's split by
   projection (same seeds as X), so the two live side by side; `projection_split_flattery`
   gives sigma(galaxy split) / sigma(projection split).
+- Augmentation: `X__dihedral` is X trained with random 90-degree turns and flips (same seeds
+  and epochs as X); `augmentation_effect` gives sigma(none) / sigma(dihedral).
+- The flow's posteriors are recalibrated like the ensemble: one split-conformal stretch per
+  quantity about each posterior's median, chosen on the validation galaxies.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ ENSEMBLE_KIND = "cnn_ensemble"
 FLOW_KIND = "cnn_flow"
 SEED_SEP = "__s"  # repeat i >= 1 of X is X__s{i}
 PROJSPLIT_SUFFIX = "__projsplit"
+AUGMENT_SUFFIX = "__dihedral"  # X trained with dihedral augmentation (same seeds as X)
 LOGVAR_MIN, LOGVAR_MAX = -14.0, 6.0  # standardised units: sigma from ~1e-3 to 20 target stds
 LEVELS = {"68": (0.15865, 0.84135), "95": (0.025, 0.975)}
 NOMINAL_68 = LEVELS["68"][1] - LEVELS["68"][0]
@@ -559,6 +564,32 @@ def sample_flow(flow, context: np.ndarray, n_samples: int, seed: int, chunk: int
     return np.concatenate(out, axis=1)
 
 
+def samples_conformal_factor(samples: np.ndarray, y: np.ndarray,
+                             level: float = NOMINAL_68) -> float:
+    """The stretch c of posterior samples (n_samples, n) about their medians that gives the
+    central-`level` intervals conformal coverage on these (validation) galaxies.
+
+    Galaxy i's score is the smallest c whose stretched interval [med + c (q_lo - med), med +
+    c (q_hi - med)] contains y_i; c is the finite-sample conformal quantile of the scores
+    (calibration.conformal_scale), as `conformal_factor` does for the ensemble's mixtures: > 1
+    widens an over-confident flow, < 1 narrows an under-confident one. A flow early-stopped on
+    its validation NLL can still be too sharp on new galaxies; this is the cheapest repair that
+    keeps each posterior's shape (and the joint's correlation).
+    """
+    p_lo, p_hi = 0.5 - level / 2, 0.5 + level / 2
+    q_lo, med, q_hi = np.quantile(samples, [p_lo, 0.5, p_hi], axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(y >= med, (y - med) / (q_hi - med), (med - y) / (med - q_lo))
+    return cal.conformal_scale(score, level)
+
+
+def stretch_samples(samples: np.ndarray, factors: Sequence[float]) -> np.ndarray:
+    """Samples (n_samples, n, d) stretched about each galaxy's per-dimension median by factors[d]
+    (every marginal quantile moves c times further from the median; the median stays)."""
+    med = np.median(samples, axis=0, keepdims=True)
+    return med + np.asarray(factors, dtype=float) * (samples - med)
+
+
 def _samples_calibration(samples: np.ndarray, y: np.ndarray) -> dict:
     """calibration_summary from posterior samples (n_samples, n) of one quantity."""
     q = np.quantile(samples, [*LEVELS["68"], *LEVELS["95"]], axis=0)
@@ -566,6 +597,18 @@ def _samples_calibration(samples: np.ndarray, y: np.ndarray) -> dict:
                                   cal.samples_pit(samples, y), y)
     out["mean_width_68"] = float(np.mean(q[1] - q[0]))
     return out
+
+
+def _tarp_block(samples: np.ndarray, truths: np.ndarray, seed: int) -> dict:
+    """TARP of joint samples (n_samples, n, d) at truths (n, d), or a note when too few."""
+    block: dict = {"n": int(len(truths))}
+    if len(truths) < TARP_MIN_GALAXIES:  # the smoke dataset: too few for a coverage curve
+        block["note"] = f"not computed: fewer than {TARP_MIN_GALAXIES} test samples"
+        return block
+    tarp = cal.tarp_coverage(samples, truths, seed=seed % (2**32))
+    block.update(atc=tarp["atc"], ks_stat=tarp["ks_stat"], ks_pvalue=tarp["ks_pvalue"],
+                 alpha=np.asarray(tarp["alpha"]).tolist(), ecp=np.asarray(tarp["ecp"]).tolist())
+    return block
 
 
 def run_cnn_flow(cfg: dict, dataset_path: str | Path, experiment: dict | str,
@@ -581,6 +624,12 @@ def run_cnn_flow(cfg: dict, dataset_path: str | Path, experiment: dict | str,
     metrics with point metrics of the medians, calibration per quantity, TARP of the joint
     (log M*, log M_tot) posterior ('tarp': atc, ks, the ECP curve), and the coverage of the
     f_DM intervals.
+
+    The posteriors are recalibrated by split conformal (`samples_conformal_factor`): each
+    marginal is stretched about its median by one factor per quantity chosen on the
+    validation galaxies (cnn.conformal_level); predictions, 'calibration', 'tarp' and the
+    top-level coverage_68/95, crps are after it, 'calibration_raw', 'tarp_raw' and *_raw
+    before, 'conformal_factor' holds the factors.
     """
     from analysis_lib.models import cnn_train as ct
 
@@ -595,6 +644,7 @@ def run_cnn_flow(cfg: dict, dataset_path: str | Path, experiment: dict | str,
     if missing:
         raise CNNExperimentError(f"experiment '{name}': the flow needs targets {missing}")
     settings = _flow_settings(cfg["cnn"])
+    level = float(cfg["cnn"].get("conformal_level", NOMINAL_68))
     t0 = time.perf_counter()
     # the network of the ensemble's first member (the plain run when members are repeats)
     mcfg, kind = ensemble_config(cfg), member_kind(cfg)
@@ -603,7 +653,7 @@ def run_cnn_flow(cfg: dict, dataset_path: str | Path, experiment: dict | str,
     src_meta = json.loads((src / "meta.json").read_text())
     seed = ct.experiment_seed(cfg, name, "flow")
     fingerprint = run_fingerprint(kind=FLOW_KIND, source=src_meta["fingerprint"],
-                                  settings=settings, seed=seed)
+                                  settings=settings, seed=seed, level=level)
     if store.exists(FLOW_KIND, name, profile, fingerprint) and not force:
         return store.run_dir(FLOW_KIND, name, profile)
     emb_path = src / "extra" / EMBEDDING
@@ -618,10 +668,23 @@ def run_cnn_flow(cfg: dict, dataset_path: str | Path, experiment: dict | str,
     context, ctx_info = flow_context(features, split == 0, settings["context_dims"])
     flow, history, best_epoch = train_flow(context, (theta - tmean) / tstd, split, settings,
                                            seed, progress)
-    test = split == 2
-    samples = sample_flow(flow, context[test], settings["samples"], seed + 1) * tstd + tmean
+    # the validation galaxies both early-stop the flow (one choice: the epoch) and set the
+    # conformal stretch; halving them (measured on quick data) left the epoch unchanged and
+    # doubled the noise of the factor
+    test, val = split == 2, split == 1
+    raw = sample_flow(flow, context[test], settings["samples"], seed + 1) * tstd + tmean
     truths = theta[test]
     test_table = table.loc[rows[test]].reset_index(drop=True)
+    # split-conformal stretch per quantity, chosen on the validation galaxies' posteriors
+    val_samples = sample_flow(flow, context[val], settings["samples"], seed + 2) * tstd + tmean
+    factors = {t: samples_conformal_factor(val_samples[..., j], theta[val][:, j], level)
+               for j, t in enumerate(FLOW_TARGETS)}
+    if not all(np.isfinite(list(factors.values()))):
+        raise CNNExperimentError(f"flow '{name}': too few validation galaxies "
+                                 f"({int(val.sum())}) for a {level:.0%} conformal interval")
+    samples = stretch_samples(raw, [factors[t] for t in FLOW_TARGETS])
+    calib_raw = {t: _samples_calibration(raw[..., j], truths[:, j])
+                 for j, t in enumerate(FLOW_TARGETS)}
 
     ls, lt = samples[..., 0], samples[..., 1]
     # f_DM and M_DM linear: a posterior sample may have M* > M_tot (f_DM < 0), which has no
@@ -633,14 +696,7 @@ def run_cnn_flow(cfg: dict, dataset_path: str | Path, experiment: dict | str,
     quantities = {"log_mstar": (ls, truths[:, 0]), "log_mtot": (lt, truths[:, 1]),
                   "fdm": (fdm, true_fdm), "mdm_1e10msun": (mdm, true_mdm)}
     calib = {q: _samples_calibration(s, y) for q, (s, y) in quantities.items()}
-    tarp_block: dict = {"n": int(len(truths))}
-    if len(truths) >= TARP_MIN_GALAXIES:
-        tarp = cal.tarp_coverage(samples, truths, seed=seed % (2**32))
-        tarp_block.update(atc=tarp["atc"], ks_stat=tarp["ks_stat"],
-                          ks_pvalue=tarp["ks_pvalue"], alpha=np.asarray(tarp["alpha"]).tolist(),
-                          ecp=np.asarray(tarp["ecp"]).tolist())
-    else:  # the smoke dataset: too few test galaxies for a coverage curve
-        tarp_block["note"] = f"not computed: fewer than {TARP_MIN_GALAXIES} test samples"
+    tarp_block, tarp_raw = _tarp_block(samples, truths, seed), _tarp_block(raw, truths, seed)
     median = np.median(samples, axis=0)
     half68 = 0.5 * np.diff(np.quantile(samples, LEVELS["68"], axis=0), axis=0)[0]
     fexp = {**experiment, "targets": list(FLOW_TARGETS)}  # the samples' order
@@ -654,8 +710,12 @@ def run_cnn_flow(cfg: dict, dataset_path: str | Path, experiment: dict | str,
             # are linear
             predictions[f"{q}_true"], predictions[f"{q}_median"] = y, np.median(s, axis=0)
             predictions[f"{q}_lo68"], predictions[f"{q}_hi68"] = lo, hi
-    metrics.update({"calibration": calib,
+    metrics.update({"calibration": calib, "calibration_raw": calib_raw,
                     **_headline({q: calib[q] for q in FLOW_TARGETS}),
+                    **{f"{k}_raw": v for k, v in _headline(calib_raw).items()},
+                    "conformal_factor": {t: {"c": float(c), "n_val": int(val.sum())}
+                                         for t, c in factors.items()},
+                    "conformal_level": level, "tarp_raw": tarp_raw,
                     "fdm_coverage_68": calib["fdm"]["coverage_68"],
                     "fdm_coverage_95": calib["fdm"]["coverage_95"],
                     "tarp": tarp_block,
@@ -730,19 +790,89 @@ def projection_split_flattery(store: ResultsStore, profile: str, names: Sequence
     return pd.DataFrame(rows)
 
 
+# =========================================================================== augmentation
+
+
+def augmented_experiment(experiment: dict) -> dict:
+    """The experiment trained with dihedral augmentation (X__dihedral): same seeds as X (its
+    `base`), so the pair differs only in the random turns and flips of the training images."""
+    return {**experiment, "name": f"{experiment['name']}{AUGMENT_SUFFIX}",
+            "base": experiment.get("base", experiment["name"])}
+
+
+def run_augmentation(cfg: dict, dataset_path: str | Path, selection: str | list[str],
+                     store: ResultsStore | None = None, force: bool = False,
+                     progress: bool = True) -> list[Path]:
+    """Each selected experiment as the profile trains it (its plain run, reused when stored) and
+    with cnn.augment=dihedral (X__dihedral), same seeds and epochs, side by side in the store.
+
+    The plain run follows the profile's cnn.augment; asking for the comparison when the profile
+    already augments is refused (both runs would be augmented).
+    """
+    if str(cfg["cnn"].get("augment", "none")) != "none":
+        raise CNNExperimentError("cnn.augment_experiments compares augmentation with none, but "
+                                 f"the profile sets cnn.augment={cfg['cnn']['augment']}")
+    store = store or ResultsStore()
+    acfg = copy.deepcopy(cfg)
+    acfg["cnn"]["augment"] = "dihedral"
+    paths = []
+    for experiment in select_experiments(KIND, selection):
+        paths.append(_run_locked(cfg, dataset_path, experiment, store, force, progress))
+        paths.append(_run_locked(acfg, dataset_path, augmented_experiment(experiment), store,
+                                 force, progress))
+    return paths
+
+
+def paired_table(store: ResultsStore, profile: str, names: Sequence[str], suffix: str,
+                 labels: tuple[str, str]) -> pd.DataFrame:
+    """Scatter and bias of X and of its twin X{suffix} per quantity, and the ratio of scatters.
+
+    Columns: experiment, quantity, sigma_<a>, sigma_<b>, ratio = sigma_<a> / sigma_<b>, bias_<a>,
+    bias_<b>, n_test_<a>, n_test_<b>, with (a, b) = labels (X is a, its twin b).
+    """
+    a, b = labels
+    rows = []
+    for name in names:
+        first = _metrics(store, KIND, name, profile)
+        second = _metrics(store, KIND, f"{name}{suffix}", profile)
+        for group in ("targets", "derived"):
+            for q, block in first.get(group, {}).items():
+                other = second.get(group, {}).get(q)
+                if not other:
+                    continue
+                g, p = block["all"], other["all"]
+                rows.append({"experiment": name, "quantity": q, f"sigma_{a}": g["sigma"],
+                             f"sigma_{b}": p["sigma"],
+                             "ratio": g["sigma"] / p["sigma"] if p["sigma"] else math.nan,
+                             f"bias_{a}": g["bias"], f"bias_{b}": p["bias"],
+                             f"n_test_{a}": g["n"], f"n_test_{b}": p["n"]})
+    return pd.DataFrame(rows)
+
+
+def augmentation_effect(store: ResultsStore, profile: str, names: Sequence[str]
+                        ) -> pd.DataFrame:
+    """What dihedral augmentation changes, per experiment and quantity: sigma_none,
+    sigma_dihedral, ratio = sigma_none / sigma_dihedral (> 1: augmentation helped), biases and
+    test sizes (the same galaxies: both runs use the same split and seeds)."""
+    return paired_table(store, profile, names, AUGMENT_SUFFIX, ("none", "dihedral"))
+
+
 # =========================================================================== one entry point
 
 
 def run_probabilistic(cfg: dict, dataset_path: str | Path, store: ResultsStore | None = None,
                       force: bool = False, progress: bool = True) -> dict[str, list[Path]]:
     """What the profile asks for: cnn.seeds repeats of cnn.seed_experiments, the ensemble and
-    flow of each of cnn.probabilistic_experiments, and cnn.projsplit_experiments on both splits.
+    flow of each of cnn.probabilistic_experiments, cnn.projsplit_experiments on both splits, and
+    cnn.augment_experiments with and without dihedral augmentation.
 
-    Returns the stored runs' directories under 'seeds', 'ensemble', 'flow' and 'projsplit'.
+    Returns the stored runs' directories under 'seeds', 'ensemble', 'flow', 'projsplit' and
+    'augment'.
     """
     store = store or ResultsStore()
     cnn = cfg["cnn"]
-    out: dict[str, list[Path]] = {"seeds": [], "ensemble": [], "flow": [], "projsplit": []}
+    out: dict[str, list[Path]] = {"seeds": [], "ensemble": [], "flow": [], "projsplit": [],
+                                  "augment": []}
     if _n_seeds(cfg) > 1:
         out["seeds"] = run_cnn_seeds(cfg, dataset_path, cnn.get("seed_experiments", "headline"),
                                      store, force, progress)
@@ -756,6 +886,9 @@ def run_probabilistic(cfg: dict, dataset_path: str | Path, store: ResultsStore |
     proj = cnn.get("projsplit_experiments") or []
     if proj:
         out["projsplit"] = run_projection_split(cfg, dataset_path, proj, store, force, progress)
+    aug = cnn.get("augment_experiments") or []
+    if aug:
+        out["augment"] = run_augmentation(cfg, dataset_path, aug, store, force, progress)
     return out
 
 
@@ -766,8 +899,8 @@ def calibration_table(store: ResultsStore, profile: str, name: str) -> pd.DataFr
     """One row per (model, quantity): coverage_68, coverage_95, crps, mean 68 % width (dex).
 
     Models: the repeat-0 Gaussian head ('gaussian head': kind 'cnn', else the ensemble's first
-    member), the deep ensemble before and after
-    split-conformal recalibration, and the conditional flow, whichever are stored.
+    member), the deep ensemble and the conditional flow, each before ('raw') and after
+    ('conformal') split-conformal recalibration, whichever are stored.
     """
     rows = []
 
@@ -781,21 +914,24 @@ def calibration_table(store: ResultsStore, profile: str, name: str) -> pd.DataFr
                       if (store.run_dir(k, name, profile) / "metrics.json").exists()), KIND)
     sources = [(head_kind, "gaussian head", ("calibration",)),
                (ENSEMBLE_KIND, "ensemble", ("calibration_raw", "calibration")),
-               (FLOW_KIND, "flow", ("calibration",))]
+               (FLOW_KIND, "flow", ("calibration_raw", "calibration"))]
+    suffix = {"calibration_raw": " (raw)", "calibration": " (conformal)"}
     for kind, label, keys in sources:
         path = store.run_dir(kind, name, profile) / "metrics.json"
         if not path.exists():
             continue
         metrics = json.loads(path.read_text())
         for key in keys:
-            suffix = {"calibration_raw": " (raw)", "calibration": " (conformal)"}
-            add(label + (suffix[key] if kind == ENSEMBLE_KIND else ""), metrics.get(key, {}))
+            if key not in metrics:  # a flow stored before recalibration existed
+                continue
+            add(label + (suffix[key] if len(keys) > 1 else ""), metrics[key])
     return pd.DataFrame(rows)
 
 
 def calibration_figure(store: ResultsStore, profile: str, name: str):
     """PIT histograms of the ensemble before/after conformal recalibration, and the flow's TARP
-    expected-coverage curve (the diagonal = calibrated). Returns the matplotlib figure."""
+    expected-coverage curves before/after its own (the diagonal = calibrated). Returns the
+    matplotlib figure."""
     import matplotlib.pyplot as plt
 
     ens = _metrics(store, ENSEMBLE_KIND, name, profile)
@@ -815,9 +951,11 @@ def calibration_figure(store: ResultsStore, profile: str, name: str):
         ax.set_ylabel("density (1 = calibrated)")
         ax.legend(fontsize="small")
     ax = axes[-1]
-    if flow and "ecp" in flow.get("tarp", {}):
-        ax.plot(flow["tarp"]["alpha"], flow["tarp"]["ecp"],
-                label=f"flow, ATC {flow['tarp']['atc']:+.3f}")
+    for key, label, style in (("tarp_raw", "flow, raw", "--"), ("tarp", "flow, conformal", "-")):
+        block = (flow or {}).get(key, {})
+        if "ecp" in block:
+            ax.plot(block["alpha"], block["ecp"], linestyle=style,
+                    label=f"{label}: ATC {block['atc']:+.3f}, KS p {block['ks_pvalue']:.2g}")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, label="calibrated")
     ax.set_xlabel("credibility level")
     ax.set_ylabel("expected coverage (TARP)")

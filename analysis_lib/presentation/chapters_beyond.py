@@ -32,14 +32,19 @@ def profile_coverage(profiles: tuple[str, ...] = PROFILES) -> pd.DataFrame:
 
     The quick profile must fit a 2-core laptop's 45-minute book, so it runs cheaper versions
     (fewer ensemble epochs, smaller images, one CNN transfer model); the paper profile runs all.
+    The seed rows say how many repeats each chapter-4 number beside its spread averages.
     """
     rows: dict[str, dict[str, str]] = {}
     for name in profiles:
         cfg = load_config(name)
         cnn, tr = cfg["cnn"], cfg.get("transfer", {})
         ens_size = cnn.get("ensemble_image_size") or cnn["image_size"]
+        seeded = (_selection_names("cnn", cnn.get("seed_experiments", "headline"))
+                  if int(cnn.get("seeds", 1)) > 1 else "none")
         rows[name] = {
-            "seeds per headline CNN experiment": str(cnn.get("seeds", 1)),
+            "CNN epochs / image px (chapter 4)": f"{cnn['epochs']} / {cnn['image_size']}",
+            "seeds per repeated CNN experiment": str(cnn.get("seeds", 1)),
+            "CNN experiments repeated over seeds": seeded,
             "probabilistic CNN experiments": _selection_names(
                 "cnn", cnn.get("probabilistic_experiments")),
             "ensemble members": str(cnn.get("ensemble_members", "-")),
@@ -47,6 +52,8 @@ def profile_coverage(profiles: tuple[str, ...] = PROFILES) -> pd.DataFrame:
                                           f"{ens_size}"),
             "CNN on the projection split": _selection_names(
                 "cnn", cnn.get("projsplit_experiments")),
+            "CNN with and without dihedral augmentation": _selection_names(
+                "cnn", cnn.get("augment_experiments")),
             "CNN transfer: trained on": ", ".join(tr.get("cnn_train_universes") or [])
             or "every universe",
             "CNN transfer: tested on": ", ".join(tr.get("cnn_test_universes") or [])
@@ -161,3 +168,63 @@ def radius_pivot(table: pd.DataFrame, group: str = "all") -> pd.DataFrame:
     out.columns = pd.MultiIndex.from_tuples(
         [(f"{'scatter' if s == 'sigma' else 'bias'} (dex)", r) for s, r in out.columns])
     return out.rename(index={"mtot": "M_tot", "mstar": "M*"}, level="family")
+
+
+def seed_spread_table(cfg: dict, store: ResultsStore | None = None) -> pd.DataFrame:
+    """Mean and spread over seeds of every CNN experiment the profile repeats (and of the
+    ensemble's members, which are seed repeats too), one row per (experiment, quantity), with
+    the number of seeds each number averages.
+
+    Experiments not stored (a profile that runs fewer) are left out rather than failing.
+    """
+    from analysis_lib.models import cnn_prob
+
+    store = store or ResultsStore()
+    label, cnn = store_label(cfg), cfg["cnn"]
+    parts = []
+    names = ([e["name"] for e in select_experiments("cnn", cnn.get("seed_experiments",
+                                                                  "headline"))]
+             if int(cnn.get("seeds", 1)) > 1 else [])
+    for name in names:
+        try:
+            parts.append(cnn_prob.seed_summary(store, label, name).assign(experiment=name))
+        except FileNotFoundError:
+            continue
+    member_kind = cnn_prob.member_kind(cfg)
+    for e in select_experiments("cnn", cnn.get("probabilistic_experiments") or []):
+        try:
+            parts.append(cnn_prob.seed_summary(store, label, e["name"], kind=member_kind)
+                         .assign(experiment=f"{e['name']} (ensemble members)"))
+        except FileNotFoundError:
+            continue
+    if not parts:
+        return pd.DataFrame(columns=["experiment", "quantity", "n_seeds"])
+    table = pd.concat(parts, ignore_index=True)
+    first = ["experiment", "quantity", "n_seeds"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def _paired(cfg: dict, key: str, table_fn, store: ResultsStore | None) -> pd.DataFrame:
+    """table_fn(store, label, names) over the experiments cfg['cnn'][key] selects (empty when
+    the profile selects none)."""
+    selection = cfg["cnn"].get(key) or []
+    if not selection:
+        return pd.DataFrame()
+    names = [e["name"] for e in select_experiments("cnn", selection)]
+    return table_fn(store or ResultsStore(), store_label(cfg), names)
+
+
+def projection_split_table(cfg: dict, store: ResultsStore | None = None) -> pd.DataFrame:
+    """The CNN's scatter on our galaxy split beside the paper's projection split, for the
+    profile's cnn.projsplit_experiments (cnn_prob.projection_split_flattery); empty if none."""
+    from analysis_lib.models import cnn_prob
+
+    return _paired(cfg, "projsplit_experiments", cnn_prob.projection_split_flattery, store)
+
+
+def augmentation_table(cfg: dict, store: ResultsStore | None = None) -> pd.DataFrame:
+    """The CNN's scatter without and with dihedral augmentation (same seeds and epochs), for the
+    profile's cnn.augment_experiments (cnn_prob.augmentation_effect); empty if none."""
+    from analysis_lib.models import cnn_prob
+
+    return _paired(cfg, "augment_experiments", cnn_prob.augmentation_effect, store)

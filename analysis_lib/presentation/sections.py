@@ -111,8 +111,8 @@ def comparison_table(runs: list[Run], experiments: dict[str, dict]) -> pd.DataFr
     """One row per (run, predicted or derived quantity): ours beside the paper's, data named.
 
     Where the profile repeated an experiment over seeds (cnn.seeds), bias and sigma are the mean
-    over the repeats and the spread (standard deviation) sits beside them; with one seed the
-    spread is empty: one run has no spread.
+    over the repeats and their spreads (standard deviation, ddof=1) sit beside them, with the
+    number of seeds in `seeds`; with one seed the spreads are empty: one run has no spread.
     """
     rows = []
     for run in runs:
@@ -139,6 +139,8 @@ def comparison_table(runs: list[Run], experiments: dict[str, dict]) -> pd.DataFr
                     "seeds": max(1, len(sigmas)),
                     "sigma seed spread [dex]": (float(np.std(sigmas, ddof=1)) if several
                                                 else None),
+                    "bias seed spread [dex]": (float(np.std(biases, ddof=1))
+                                               if len(biases) > 1 else None),
                     "N test": allm.get("n"),
                     "data (this study)": run_data_label(run),
                     "paper bias [dex] (TNG100)": None if prow is None else prow["bias"],
