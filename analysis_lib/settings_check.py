@@ -31,6 +31,7 @@ TYPES: dict[str, tuple[str, ...]] = {
     "cnn.probabilistic_experiments": ("str", "list[str]"),
     "cnn.seed_experiments": ("str", "list[str]"),
     "cnn.projsplit_experiments": ("str", "list[str]"),
+    "cnn.augment_experiments": ("str", "list[str]"),
     "cnn.ensemble_epochs": ("null", "int"),
     "cnn.ensemble_image_size": ("null", "int"),
     "data.scheduler": ("null", "str"),

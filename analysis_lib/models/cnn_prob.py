@@ -7,6 +7,7 @@ the shared calibration module (analysis_lib.models.calibration), so every probab
 the project is measured by the same code.
 
 Choices, all stated:
+
 - Gaussian head (experiment key `likelihood: gaussian`; the paper's MSE is the default): the
   network outputs, per standardised target, a mean and a log-variance (clamped to
   [LOGVAR_MIN, LOGVAR_MAX] so that one bad batch cannot make the variance 0 or infinite), from

@@ -10,6 +10,7 @@ data/results/<profile>/transfer/cnn__<A>__on__<B>/, so `transfer.load_matrix(cfg
 and `transfer.transfer_figure` read them unchanged.
 
 Choices, all stated:
+
 - Splits: the test galaxies are transfer.galaxy_test_mask's (the same ids in every universe, as
   the LightGBM cells). The training galaxies are cut into fit and validation parts BY GALAXY
   (all projections of a galaxy on one side), with the validation share of the profile's CNN

@@ -343,7 +343,8 @@ def paper_scale_plan(path: str | Path | None = None, mfus: tuple[float, ...] = (
 
 def _paper_repeats_pflop(pflop: pd.Series) -> float:
     """PFLOP the paper profile adds to one seed per experiment: its extra seeds of the seed
-    experiments and the extra members of each ensemble (read from profiles.yaml)."""
+    experiments, the extra members of each ensemble, and the projection-split and augmented
+    twins (read from profiles.yaml)."""
     from analysis_lib.config import load_config
     from analysis_lib.models.experiments import select_experiments
 
@@ -358,4 +359,6 @@ def _paper_repeats_pflop(pflop: pd.Series) -> float:
         extra += (members - 1) * float(pflop.get(e["name"], 0.0))
     for e in select_experiments("cnn", cnn.get("projsplit_experiments") or []):
         extra += float(pflop.get(e["name"], 0.0))  # trained again on the projection split
+    for e in select_experiments("cnn", cnn.get("augment_experiments") or []):
+        extra += float(pflop.get(e["name"], 0.0))  # trained again with dihedral augmentation
     return extra

@@ -15,7 +15,7 @@ import pandas as pd
 
 from analysis_lib.config import store_label
 from analysis_lib.models.experiments import load_experiments, select_experiments
-from analysis_lib.paper import paper_row
+from analysis_lib.paper import paper_method, paper_row
 from analysis_lib.presentation.report import run_data_label
 from analysis_lib.results import ResultsStore, Run
 
@@ -119,12 +119,12 @@ def comparison_table(runs: list[Run], experiments: dict[str, dict]) -> pd.DataFr
         repeats = seed_repeats(run) if run.kind == "cnn" else [run.metrics]
         spec = experiments.get(run.name, run.config.get("experiment", {}))
         refs = spec.get("paper", {}) or {}
-        method = "lightgbm" if run.kind == "gbdt" else run.kind
+        method = paper_method(run.kind)
         for block in ("targets", "derived"):
             for target, m in (run.metrics.get(block) or {}).items():
                 ref = refs.get(target)
                 prow = (paper_row(ref["section"], method, ref["inputs"], ref["target"])
-                        if ref else None)
+                        if ref and method else None)
                 allm = m.get("all", m)
                 per_seed = [((r.get(block) or {}).get(target) or {}) for r in repeats]
                 per_seed = [b.get("all", b) for b in per_seed if b]
