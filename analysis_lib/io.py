@@ -105,10 +105,11 @@ def file_chunks(path: str | Path, size: int = 1 << 20) -> Iterator[bytes]:
 def tqdm_options(progress: bool) -> dict:
     """Keyword arguments for `tqdm` that honour both the caller's wish and TQDM_DISABLE.
 
-    Why: an explicit ``disable=False`` overrides tqdm's TQDM_DISABLE environment variable,
-    which `analysis_lib.presentation.publish` sets for the notebook kernels so that no
-    progress bar (an ipywidget in a kernel) lands in the book. Passing ``disable`` only to
-    switch a bar off keeps that one switch working; on the command line bars show as before.
+    Why: `analysis_lib.presentation.publish` sets TQDM_DISABLE for the notebook kernels so
+    that no progress bar (an ipywidget in a kernel) lands in the book. tqdm reads that
+    variable itself only when no ``disable`` is passed, and ``tqdm.notebook`` (what
+    ``tqdm.auto`` gives in a kernel) always passes one (``disable=False``), so the switch is
+    read here. On the command line bars show as before.
 
     Parameters
     ----------
@@ -120,7 +121,8 @@ def tqdm_options(progress: bool) -> dict:
     dict
         ``{}`` or ``{"disable": True}``, to be splatted into ``tqdm(...)``.
     """
-    return {} if progress else {"disable": True}
+    off = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+    return {} if progress and not off else {"disable": True}
 
 
 # --------------------------------------------------------------------------- temporary files

@@ -85,7 +85,7 @@ RANGES: dict[str, tuple] = {
     "cnn.eval_batch_size": AT_LEAST_1, "cnn.log_floor_rel": POSITIVE,
     "cnn.resident_fraction": UNIT, "cnn.load_block": AT_LEAST_1,
     "cnn.cpu_threads": NON_NEGATIVE, "cnn.checkpoint_every": AT_LEAST_1,
-    "cnn.read_once_gb": NON_NEGATIVE,
+    "cnn.read_once_gb": NON_NEGATIVE, "cnn.precise_bn_rows": NON_NEGATIVE,
     "cnn.seeds": AT_LEAST_1, "cnn.nll_beta": (0, 1, True, True),
     "cnn.ensemble_members": (2, None, True, False), "cnn.ensemble_epochs": AT_LEAST_1,
     "cnn.ensemble_image_size": AT_LEAST_1, "cnn.conformal_level": OPEN_UNIT,

@@ -175,3 +175,21 @@ def test_library_bars_show_on_the_cli_and_not_in_book_kernels():
     assert book.KERNEL_ENV["TQDM_DISABLE"] == "1"
     assert "probe" in _bar_output({})
     assert "probe" not in _bar_output({"TQDM_DISABLE": book.KERNEL_ENV["TQDM_DISABLE"]})
+
+
+def test_notebook_bars_honour_the_book_switch(monkeypatch):
+    """Why: in a kernel tqdm.auto is tqdm.notebook, which always passes disable=False and so
+    ignores TQDM_DISABLE; the executed 2026-12-03 quick book held 8 empty bar widgets in
+    chapter 6. tqdm_options must switch such a bar off itself."""
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    from analysis_lib.io import tqdm_options
+
+    monkeypatch.setenv("TQDM_DISABLE", book.KERNEL_ENV["TQDM_DISABLE"])
+    assert tqdm_options(True) == {"disable": True}
+    bar = notebook_tqdm(range(3), **tqdm_options(True))
+    assert bar.disable
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    assert tqdm_options(True) == {}
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert tqdm_options(True) == {} and tqdm_options(False) == {"disable": True}

@@ -542,3 +542,39 @@ def test_device_check_runs_on_the_cpu(tmp_path):
     result = mod.main(["--tiny", "--galaxies", "8", "--out", str(tmp_path)])
     assert result["ok"] and result["resume"]["resumed_from_epoch"] == 1
     assert (tmp_path / "cnn_device_check_tiny.json").exists()
+
+
+def test_precise_batchnorm_uses_the_exact_statistics_of_the_current_weights(synthetic_dataset):
+    """After precise_batchnorm the first BatchNorm's running mean and (unbiased) variance are
+    those of its inputs over the chosen rows, computed with the present weights; no parameter
+    moves, the moving-average momentum is restored, and evaluation then differs from the
+    stale-statistics model."""
+    data = _tiny_data(synthetic_dataset)
+    model = _fresh_model()
+    ct.train_model(model, data, {**TINY, "epochs": 1}, PLAN, seed=0, progress=False)
+    params = {k: v.clone() for k, v in model.named_parameters()}
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    seen = []
+    hook = norms[0].register_forward_hook(lambda m, args, out: seen.append(args[0].detach()))
+    before = ct.predict_standardised(model, data, data.val, PLAN, 4)
+    seen.clear()
+    rows = data.train[:8]
+    ct.precise_batchnorm(model, data, PLAN, rows, batch_size=8)  # one batch of 8
+    hook.remove()
+    x = torch.cat(seen)
+    assert x.shape[0] == 8
+    assert torch.allclose(norms[0].running_mean, x.mean(dim=(0, 2, 3)), atol=1e-5)
+    var = x.var(dim=(0, 2, 3), unbiased=True)
+    assert torch.allclose(norms[0].running_var, var, rtol=1e-4, atol=1e-6)
+    assert all(m.momentum == 0.1 for m in norms)
+    assert all(torch.equal(params[k], v) for k, v in model.named_parameters())
+    after = ct.predict_standardised(model, data, data.val, PLAN, 4)
+    assert not torch.allclose(before, after)
+
+
+def test_precise_batchnorm_rows_are_fixed_by_the_seed(synthetic_dataset):
+    data = _tiny_data(synthetic_dataset)
+    a = ct._precise_bn_rows(data, 5, seed=3)
+    assert torch.equal(a, ct._precise_bn_rows(data, 5, seed=3)) and len(a) == 5
+    assert set(a.tolist()) <= set(data.train.tolist())
+    assert ct._precise_bn_rows(data, 0, seed=3) is None

@@ -66,6 +66,7 @@ from tqdm.auto import tqdm
 
 from analysis_lib.config import store_label
 from analysis_lib.dataset import open_dataset
+from analysis_lib.io import tqdm_options
 from analysis_lib.models import calibration as cal
 from analysis_lib.models.cnn_data import CNNExperimentError, TargetScaler
 from analysis_lib.models.experiments import select_experiments
@@ -529,7 +530,8 @@ def train_flow(context: np.ndarray, theta: np.ndarray, split: np.ndarray, settin
     tr, va = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
     gen = torch.Generator().manual_seed(seed)
     best, best_state, best_epoch, history = math.inf, None, 0, []
-    bar = tqdm(range(1, settings["epochs"] + 1), desc="flow", disable=not progress, leave=False)
+    bar = tqdm(range(1, settings["epochs"] + 1), desc="flow", leave=False,
+               **tqdm_options(progress))
     for epoch in bar:
         flow.train()
         order = torch.from_numpy(tr)[torch.randperm(len(tr), generator=gen)]

@@ -361,6 +361,7 @@ def train_model(model: nn.Module, data: TrainData, cnn_cfg: dict, plan: DevicePl
     loop = _Loop(compiled=_compile(base, plan), base=base,
                  loss_fn=loss_fn if loss_fn is not None else nn.MSELoss())
     n_train = len(data.train)
+    bn_rows = _precise_bn_rows(data, int(cnn_cfg.get("precise_bn_rows", 0)), seed)
     t0 = time.perf_counter()
     ran = 0
     bar = tqdm(range(state.start, epochs), desc=desc, **tqdm_options(progress and main),
@@ -373,6 +374,8 @@ def train_model(model: nn.Module, data: TrainData, cnn_cfg: dict, plan: DevicePl
         model.train()
         total = _train_epoch(model, data, plan, opt, loop, batch_size, augment, world, desc)
         train_loss = float(ddp.all_sum(total)) / n_train
+        if bn_rows is not None:
+            precise_batchnorm(model, data, plan, bn_rows, batch_size)
         val_loss = _epoch_val_loss(model, data, plan, eval_batch, val_loss_fn, epoch)
         lr = opt.optimizer.param_groups[0]["lr"]
         opt.scheduler.step()
@@ -400,6 +403,46 @@ def train_model(model: nn.Module, data: TrainData, cnn_cfg: dict, plan: DevicePl
                        train_seconds=time.perf_counter() - t0,
                        finished=len(state.history) >= epochs,
                        extra=_training_extra(loop, plan, world, augment, state.ckpt_info))
+
+
+def _precise_bn_rows(data: TrainData, n_rows: int, seed: int) -> torch.Tensor | None:
+    """The fixed training rows that re-estimate BatchNorm statistics (None when off)."""
+    if n_rows <= 0:
+        return None
+    gen = torch.Generator().manual_seed(int(seed) + 7919)
+    pick = torch.randperm(len(data.train), generator=gen)[:n_rows]
+    return data.train[pick.to(data.train.device)]
+
+
+def precise_batchnorm(model: nn.Module, data: TrainData, plan: DevicePlan, rows: torch.Tensor,
+                      batch_size: int) -> None:
+    """Re-estimate every BatchNorm layer's running mean and variance with the current weights.
+
+    PyTorch keeps BatchNorm statistics as a moving average (momentum 0.1) over the last ~10
+    training batches, computed with weights that have since moved. Over the paper's 200 epochs
+    that lag is negligible; in a run of a few dozen steps it is not: validation and test
+    predictions (evaluation mode uses the running statistics) can then be far worse than the
+    training loss says (quick profile, 3 epochs: validation loss 1.5-2.4 against a training
+    loss of 0.3-0.4 in standardised units, for the networks on images alone). This replaces
+    the moving average by the exact average over `rows` (fixed training rows, batches of the
+    training size, no gradients, no parameter change): "precise BN" (Wu & Johnson 2021,
+    arXiv:2105.07576). Enabled by cnn.precise_bn_rows > 0 (default 0, as the paper).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    was_training = model.training
+    model.train()
+    with torch.no_grad(), _autocast(plan):
+        for idx in batches(rows, batch_size, min_last=2):
+            model(_batch_inputs(data, idx, plan, None))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
 
 
 def _epoch_val_loss(model: nn.Module, data: TrainData, plan: DevicePlan, eval_batch: int,

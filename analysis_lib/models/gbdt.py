@@ -593,9 +593,11 @@ def run_gbdt_experiments(cfg: dict, dataset_path: str | Path, selection: str | l
     """Every selected experiment ('all', a tag, or names), with a progress bar."""
     from tqdm.auto import tqdm
 
+    from analysis_lib.io import tqdm_options
+
     experiments = select_experiments(KIND, selection)
     paths = []
-    for exp in tqdm(experiments, desc="LightGBM experiments", unit="model"):
+    for exp in tqdm(experiments, desc="LightGBM experiments", unit="model", **tqdm_options(True)):
         paths.append(run_gbdt_experiment(cfg, dataset_path, exp, store=store, force=force))
     return paths
 

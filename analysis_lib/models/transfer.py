@@ -253,6 +253,8 @@ def transfer_matrix(cfg: dict, dataset_paths: dict[str, str | Path],
     """
     from tqdm.auto import tqdm
 
+    from analysis_lib.io import tqdm_options
+
     store = store or ResultsStore()
     fit = fit or lightgbm_fitter(cfg)
     datasets = open_universes(dataset_paths, targets)
@@ -263,7 +265,8 @@ def transfer_matrix(cfg: dict, dataset_paths: dict[str, str | Path],
         train_sets[MIXTURE] = {u: (datasets[u], mix[u]) for u in datasets}
     label = str(cfg["profile"])
     cells = []
-    for train_name, train in tqdm(train_sets.items(), desc=f"transfer ({method})", unit="model"):
+    for train_name, train in tqdm(train_sets.items(), desc=f"transfer ({method})", unit="model",
+                                  **tqdm_options(True)):
         prints = {u: run_fingerprint(method=method, targets=list(targets), seed=cfg["seed"],
                                      split=cfg["split"], gbdt=cfg.get("gbdt"), train=train_name,
                                      test=u, data={k: datasets[k].identity() for k in train},

@@ -323,6 +323,8 @@ def cnn_transfer_cells(cfg: dict, dataset_paths: dict[str, str | Path],
     """
     from tqdm.auto import tqdm
 
+    from analysis_lib.io import tqdm_options
+
     store = store or ResultsStore()
     tsec = cfg.get("transfer") or {}
     names = list(dataset_paths)
@@ -348,7 +350,8 @@ def cnn_transfer_cells(cfg: dict, dataset_paths: dict[str, str | Path],
     settings = _cell_cnn_settings(tcfg)
     label = str(cfg["profile"])
     fit = cnn_fitter(cfg, experiment_name, progress=progress)
-    for train_name, train in tqdm(train_sets.items(), desc="transfer (cnn)", unit="model"):
+    for train_name, train in tqdm(train_sets.items(), desc="transfer (cnn)", unit="model",
+                                  **tqdm_options(True)):
         prints = {u: run_fingerprint(method=METHOD, experiment=experiment, cnn=settings,
                                      seed=cfg["seed"], split=cfg["split"], train=train_name,
                                      test=u, data={k: datasets[k].identity() for k in train},
