@@ -408,7 +408,7 @@ def run_cnn_ensemble(cfg: dict, dataset_path: str | Path, experiment: dict | str
     before), and metrics.json: point metrics of the mixture mean, 'calibration_raw' and
     'calibration' (after split-conformal recalibration) per target, 'conformal_factor' per
     target, the members and their seeds; the top-level coverage_68, coverage_95 and crps are
-    after recalibration, *_raw before.
+    after recalibration, ``*_raw`` before.
     """
     from analysis_lib.models import cnn_train as ct
 
@@ -631,7 +631,7 @@ def run_cnn_flow(cfg: dict, dataset_path: str | Path, experiment: dict | str,
     The posteriors are recalibrated by split conformal (`samples_conformal_factor`): each
     marginal is stretched about its median by one factor per quantity chosen on the
     validation galaxies (cnn.conformal_level); predictions, 'calibration', 'tarp' and the
-    top-level coverage_68/95, crps are after it, 'calibration_raw', 'tarp_raw' and *_raw
+    top-level coverage_68/95, crps are after it, 'calibration_raw', 'tarp_raw' and ``*_raw``
     before, 'conformal_factor' holds the factors.
     """
     from analysis_lib.models import cnn_train as ct
