@@ -48,6 +48,7 @@ CHOICES: dict[str, list[str] | Callable[[], list[str]]] = {
     "observe.map_weighting": ["luminosity_r", "mass"],
     "cnn.pixel_scaling": ["linear", "log"],
     "cnn.amp": ["bf16", "none"],
+    "cnn.recalibration": ["sigma_scaling", "conformal"],
     "cnn.stem": ["imagenet", "small", "auto"],
     "cnn.augment": ["none", "dihedral"],
     "jam.inclination": ["fit", "true"],

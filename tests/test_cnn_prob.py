@@ -56,6 +56,23 @@ def test_gaussian_nll_is_the_gaussian_negative_log_likelihood():
         cp.gaussian_nll(out[:, :3], y)
 
 
+def test_beta_nll_keeps_pulling_the_mean_of_a_galaxy_given_a_large_variance():
+    # The pathology beta-NLL removes (Seitzer et al. 2022): under the plain NLL the pull on a
+    # galaxy's mean falls as 1/variance, so a network that sets a hard galaxy's variance to
+    # its clamp stops fitting that mean (quick-profile members predicted masses 15 dex off).
+    # With beta the pull is variance**(beta - 1): 1/sigma at beta = 0.5, the MSE's at 1.
+    residual, logvar = 2.0, 4.0
+    pulls = {}
+    for beta in (0.0, 0.5, 1.0):
+        mu = torch.zeros(1, 1, requires_grad=True)
+        out = torch.cat([mu, torch.full((1, 1), logvar)], dim=1)
+        cp.gaussian_nll(out, torch.full((1, 1), residual), beta=beta).backward()
+        pulls[beta] = -float(mu.grad)
+    assert pulls[0.0] == pytest.approx(residual * math.exp(-logvar), rel=1e-5)
+    assert pulls[0.5] == pytest.approx(residual * math.exp(-logvar / 2), rel=1e-5)
+    assert pulls[1.0] == pytest.approx(residual, rel=1e-5)
+
+
 def test_destandardise_returns_dex():
     ts = TargetScaler(["a", "b"], np.array([10.0, 11.0]), np.array([0.5, 0.2]))
     out = torch.tensor([[0.0, 1.0, math.log(4.0), 0.0]])
@@ -164,6 +181,24 @@ def test_conformal_factor_repairs_an_overconfident_ensemble():
 
 
 @pytest.mark.slow
+def test_sigma_scaling_repairs_over_and_under_confident_ensembles():
+    rng = np.random.default_rng(2)
+    n = 2000
+    centre = rng.normal(size=n)
+    y_val, y_test = centre + rng.normal(size=n), centre + rng.normal(size=n)
+    mus = centre + 0.05 * rng.normal(size=(5, n))
+    for claimed, expect in ((0.5, 2.0), (3.0, 1 / 3)):  # 2x over- and 3x under-confident
+        sigmas = np.full((5, n), claimed)
+        c = cp.sigma_scaling_factor(mus, sigmas, y_val)
+        assert c == pytest.approx(expect, rel=0.06)
+        smus, ssig = cp.stretch(mus, sigmas, c)
+        after = cp.mixture_calibration(smus, ssig, y_test)
+        assert abs(after["coverage_68"] - 0.6827) < 0.03
+        assert abs(after["coverage_95"] - 0.95) < 0.02
+    with pytest.raises(ValueError, match="finite"):
+        cp.sigma_scaling_factor(mus[:, :3], np.ones((5, 3)), np.full(3, np.nan))
+
+
 def test_gaussian_ensemble_flow_and_projection_split_runs(synthetic_dataset, tmp_path):
     cfg = tiny_cfg()
     store = ResultsStore(tmp_path / "results")
@@ -191,12 +226,22 @@ def test_gaussian_ensemble_flow_and_projection_split_runs(synthetic_dataset, tmp
     val = [pd.read_csv(r.path / "extra" / cp.VAL_PREDICTIONS) for r in (plain, s1)]
     vmus = np.stack([v["pred_log_mstar"] for v in val])
     vsig = np.stack([v["pred_sigma_log_mstar"] for v in val])
-    c = e.metrics["conformal_factor"]["log_mstar"]["c"]
-    smus, ssig = cp.stretch(vmus, vsig, c)
+    factors = e.metrics["conformal_factor"]["log_mstar"]
+    smus, ssig = cp.stretch(vmus, vsig, factors["c_conformal"])
     lo, hi = cal.mixture_quantiles(smus, ssig, cp.LEVELS["68"])
     assert cal.interval_coverage(lo, hi, val[0]["true_log_mstar"]) >= cp.NOMINAL_68
+    # the headline is the recalibration cnn.recalibration chose (sigma scaling by default);
+    # both are stored, and the predicted sigmas carry the chosen stretch
+    assert e.metrics["recalibration"] == factors["method"] == "sigma_scaling"
+    assert factors["c"] == factors["c_sigma_scaling"] == pytest.approx(
+        cp.sigma_scaling_factor(vmus, vsig, val[0]["true_log_mstar"].to_numpy()))
+    assert e.metrics["calibration"] == e.metrics["calibration_sigma_scaling"]
+    assert "log_mstar" in e.metrics["calibration_conformal"]
     assert np.allclose(e.predictions["pred_sigma_log_mstar"],
-                       c * e.predictions["pred_sigma_raw_log_mstar"])
+                       factors["c"] * e.predictions["pred_sigma_raw_log_mstar"])
+    table = cp.calibration_table(store, "smoke", "t_pjoint")
+    assert {"ensemble (raw)", "ensemble (sigma scaling *)", "ensemble (conformal)"} <= set(
+        table["model"])
     split = cnn_split(open_dataset(synthetic_dataset).table, cfg)
     assert sorted(e.predictions["row"]) == sorted(split["test"])
 

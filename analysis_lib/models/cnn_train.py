@@ -816,7 +816,7 @@ _PROBABILISTIC_KEYS = ("seeds", "seed_experiments", "augment_experiments",
                        "conformal_level", "flow_context_dims", "flow_transforms",
                        "flow_hidden", "flow_epochs", "flow_patience", "flow_lr",
                        "flow_batch_size", "flow_samples", "flow_keep_samples",
-                       "projsplit_experiments", "probabilistic_experiments")
+                       "projsplit_experiments", "probabilistic_experiments", "recalibration")
 
 
 def _run_hash(cfg: dict, experiment: dict, dataset: GalaxyDataset) -> str:
