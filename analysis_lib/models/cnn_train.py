@@ -827,12 +827,17 @@ def _run_hash(cfg: dict, experiment: dict, dataset: GalaxyDataset) -> str:
 def _run_hash_parts(cfg: dict, experiment: dict, dataset: GalaxyDataset) -> dict:
     """`_run_hash`'s inputs (kind stays 'cnn' for cnn_prob's runs, as it always was)."""
     skip = set(_RUNTIME_KEYS) | set(_PROBABILISTIC_KEYS)
+    extra = {}
     if experiment.get("likelihood", "mse") == "mse":
         skip.add("nll_beta")
+    else:  # the Gaussian head's log-variance bounds shape its training: a change retrains
+        from analysis_lib.models.cnn_prob import LOGVAR_MAX, LOGVAR_MIN
+
+        extra["logvar_bounds"] = [LOGVAR_MIN, LOGVAR_MAX]
     cnn = {k: v for k, v in cfg["cnn"].items() if k not in skip}
     return dict(kind=KIND, cnn=cnn, seed=cfg["seed"], split=cfg["split"],
                 experiment=experiment, dataset=dataset.identity(),
-                input_format=cnn_data.INPUT_FORMAT_VERSION)
+                input_format=cnn_data.INPUT_FORMAT_VERSION, **extra)
 
 
 def finite_rows(table: pd.DataFrame, rows: np.ndarray, targets: Sequence[str]) -> np.ndarray:
