@@ -51,10 +51,10 @@ def test_validation_part_is_split_by_galaxy_and_seeded():
 
 
 def test_profile_settings_and_checks():
-    quick = load_config("quick")
+    quick = load_config("quick", {"transfer.cnn_epochs": 5})
     tcfg = transfer_cnn.transfer_cnn_config(quick)
-    # the transfer networks take transfer.cnn_epochs, not cnn.epochs (they differ in quick)
-    assert tcfg["cnn"]["epochs"] == quick["transfer"]["cnn_epochs"] != quick["cnn"]["epochs"]
+    # the transfer networks take transfer.cnn_epochs, not cnn.epochs
+    assert tcfg["cnn"]["epochs"] == 5 != quick["cnn"]["epochs"]
     assert tcfg["cnn"]["image_size"] == quick["transfer"]["cnn_image_size"]
     assert quick["transfer"]["cnn_train_universes"] == ["observed"]
     paper = load_config("paper")
