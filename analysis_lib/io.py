@@ -125,6 +125,26 @@ def tqdm_options(progress: bool) -> dict:
     return {} if progress and not off else {"disable": True}
 
 
+def progress_note(message: str, progress: bool = True) -> None:
+    """One line of progress ("[cnn 3/12] s41_r_mstar") where the progress bars show, else none.
+
+    Why: these lines belong with the bars they announce; in the book's kernels (TQDM_DISABLE)
+    they would be printed into the chapters as stray log lines. Warnings and failures are not
+    progress and go through `tqdm.write` (or an exception) unconditionally.
+
+    Parameters
+    ----------
+    message : str
+        The line, without a newline.
+    progress : bool
+        The caller's wish, as for `tqdm_options`.
+    """
+    if not tqdm_options(progress):
+        from tqdm.auto import tqdm
+
+        tqdm.write(message)
+
+
 # --------------------------------------------------------------------------- temporary files
 
 

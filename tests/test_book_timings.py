@@ -193,3 +193,19 @@ def test_notebook_bars_honour_the_book_switch(monkeypatch):
     assert tqdm_options(True) == {}
     monkeypatch.delenv("TQDM_DISABLE")
     assert tqdm_options(True) == {} and tqdm_options(False) == {"disable": True}
+
+
+def test_progress_lines_follow_the_bars(monkeypatch, capsys):
+    """Why: the quick book printed "[cnn seeds] ..." and "[cnn ensemble 1/5] ..." lines into
+    chapters 4 and 6; they announce bars and must vanish with them, and show where bars show."""
+    from analysis_lib.io import progress_note
+
+    monkeypatch.setenv("TQDM_DISABLE", book.KERNEL_ENV["TQDM_DISABLE"])
+    progress_note("[cnn 1/2] hidden")
+    monkeypatch.delenv("TQDM_DISABLE")
+    progress_note("[cnn 2/2] shown")
+    progress_note("[cnn 3/2] unwanted", progress=False)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "shown" in text
+    assert "hidden" not in text and "unwanted" not in text

@@ -75,7 +75,7 @@ from tqdm.auto import tqdm
 
 from analysis_lib.config import store_label
 from analysis_lib.dataset import open_dataset
-from analysis_lib.io import tqdm_options
+from analysis_lib.io import progress_note, tqdm_options
 from analysis_lib.models import calibration as cal
 from analysis_lib.models.cnn_data import CNNExperimentError, TargetScaler
 from analysis_lib.models.experiments import select_experiments
@@ -265,7 +265,7 @@ def run_cnn_seeds(cfg: dict, dataset_path: str | Path, selection: str | list[str
     paths = []
     for experiment in select_experiments(KIND, selection):
         for i in range(_n_seeds(cfg)):
-            tqdm.write(f"[cnn seeds] {seed_run_name(experiment['name'], i)}")
+            progress_note(f"[cnn seeds] {seed_run_name(experiment['name'], i)}", progress)
             paths.append(_run_locked(cfg, dataset_path, seeded_experiment(experiment, i), store,
                                      force, progress))
     return paths
@@ -482,7 +482,7 @@ def run_cnn_ensemble(cfg: dict, dataset_path: str | Path, experiment: dict | str
     t0 = time.perf_counter()
     members = [seeded_experiment(experiment, i) for i in range(n)]
     for i, member in enumerate(members):
-        tqdm.write(f"[cnn ensemble {i + 1}/{n}] {kind}/{member['name']}")
+        progress_note(f"[cnn ensemble {i + 1}/{n}] {kind}/{member['name']}", progress)
         _run_locked(mcfg, dataset_path, member, store, force, progress, kind=kind)
     loaded = [_load_member(store, kind, m["name"], profile) for m in members]
     fingerprint = run_fingerprint(kind=ENSEMBLE_KIND, members=[m[2]["fingerprint"]

@@ -69,7 +69,7 @@ from analysis_lib.config import store_label
 from analysis_lib.dataset import DatasetError, GalaxyDataset, open_dataset
 from analysis_lib.dataset.splits import cnn_split
 from analysis_lib.experiments.runner import attach_paper
-from analysis_lib.io import tqdm_options
+from analysis_lib.io import progress_note, tqdm_options
 from analysis_lib.metrics import target_metrics
 from analysis_lib.models import cnn_data, ddp
 from analysis_lib.models.baselines import run_power_law_baseline  # noqa: F401  (CLI imports it)
@@ -1027,7 +1027,7 @@ def run_cnn_experiments(cfg: dict, dataset_path: str | Path, selection: str | li
     for i, experiment in enumerate(experiments, 1):
         name = experiment["name"]
         if ddp.is_main():
-            tqdm.write(f"[cnn {i}/{len(experiments)}] {name}")
+            progress_note(f"[cnn {i}/{len(experiments)}] {name}", progress)
         check = check_experiment(cfg, experiment, dataset)
         if not check.runnable:
             tqdm.write(f"  skipped: {check.detail}")
