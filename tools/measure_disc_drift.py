@@ -89,6 +89,8 @@ def main() -> None:
                         help="orbits (at 4.5 R_d) to integrate the disc before measuring")
     parser.add_argument("--out", default=None, help="CSV of every annulus")
     args = parser.parse_args()
+    if args.phase_mix < 0:
+        parser.error(f"--phase-mix must be >= 0 orbits, not {args.phase_mix}")
     source = MockSource(load_config("quick", {"data.n_galaxies": 600,
                                               "mock.star_particle_mass": args.particle_mass}))
     pop = source.population
