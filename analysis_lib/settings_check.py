@@ -73,7 +73,7 @@ RANGES: dict[str, tuple] = {
     "data.min_mstar_30kpc": NON_NEGATIVE, "data.max_halo_mass": POSITIVE,
     "mock.star_particle_mass": POSITIVE, "mock.gas_particle_mass": POSITIVE,
     "mock.shmr_scatter_dex": NON_NEGATIVE, "mock.concentration_scatter_dex": NON_NEGATIVE,
-    "mock.sfh_burstiness": NON_NEGATIVE,
+    "mock.sfh_burstiness": NON_NEGATIVE, "mock.disc_phase_mix_periods": NON_NEGATIVE,
     "observe.fov_rhalf": POSITIVE, "observe.image_size": AT_LEAST_1,
     "observe.image_sizes": AT_LEAST_1, "observe.map_size": AT_LEAST_1,
     "observe.sph_neighbours": AT_LEAST_1, "observe.min_particles_per_map_pixel": AT_LEAST_1,

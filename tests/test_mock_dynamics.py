@@ -81,6 +81,22 @@ def test_thin_exponential_disc_matches_freeman_and_thick_discs_obey_poisson():
     assert far[0] == pytest.approx(-G * m / (28 * r_d), rel=0.01)
 
 
+def test_thick_disc_forces_are_potential_and_forces_without_the_potential():
+    """The orbit integrator's fast path (forces) gives the same numbers as the full one, inside
+    the tables, between h nodes, below the mid-plane and beyond the table edge."""
+    from analysis_lib.sources.mock.mass_model import ThickExponentialDisc
+
+    rng = np.random.default_rng(3)
+    r_cyl = np.concatenate([rng.uniform(0, 40, 3000), [0.0, 95.0]])
+    z = np.concatenate([rng.normal(0, 3, 3000), [0.0, -1.0]])
+    for h in (0.004, 0.037, 0.2, 1.0):
+        d = ThickExponentialDisc(4e10, 3.0, h * 3.0)
+        _, fr_full, fz_full = d.potential_and_forces(r_cyl, z)
+        fr, fz = d.forces(r_cyl, z)
+        np.testing.assert_allclose(fr, fr_full, rtol=1e-12, atol=1e-12 * np.abs(fr_full).max())
+        np.testing.assert_allclose(fz, fz_full, rtol=1e-12, atol=1e-12 * np.abs(fz_full).max())
+
+
 def test_osipkov_merritt_df_matches_galpy_hernquist():
     from galpy.df import osipkovmerrittHernquistdf
     from galpy.potential import HernquistPotential
@@ -201,3 +217,69 @@ def test_vertical_df_is_stationary_and_a_hotter_layer_is_not():
                 rms.append(np.sqrt(np.mean(x**2)))
         drift = np.mean(rms) / rms0 - 1
         assert (abs(drift) < 0.015) if ok else (drift > 0.1), (scale, drift)
+
+
+def _disc_galaxy_potential():
+    """Hernquist bulge + NFW halo + a thick exponential stellar disc (mass_model pieces)."""
+    from analysis_lib.sources.mock.mass_model import (
+        DiscResidual,
+        ExponentialDiscMonopole,
+        GalaxyPotential,
+        ThickExponentialDisc,
+    )
+
+    halo = NFW(1e12, 10.0, 200.0, 0.95)
+    disc = ThickExponentialDisc(4e10, 3.0, 0.3)
+    model = SphericalModel({"bulge": Hernquist(1e10, 0.5), "dm": halo,
+                            "disc": ExponentialDiscMonopole(disc.mass, disc.r_d)},
+                           halo_tail=halo)
+    return GalaxyPotential(model, DiscResidual([disc])), disc.r_d
+
+
+def test_phase_mixing_spreads_stars_over_their_own_orbit_and_keeps_its_integrals():
+    """1500 copies of one eccentric orbit, all starting at pericentre: after phase mixing
+    their radii follow the orbit's time-averaged radius distribution (from one long
+    integration), and every copy keeps its energy and L_z (it moved along its orbit)."""
+    from scipy.stats import ks_2samp
+
+    pot, r_d = _disc_galaxy_potential()
+    r0 = 2.0 * r_d
+    vc = float(pot.vcirc(np.array([r0]))[0])
+    n = 1500
+    pos = np.tile([r0, 0.0, 0.2], (n, 1))
+    vel = np.tile([0.0, 1.25 * vc, 10.0], (n, 1))  # at pericentre; apocentre ~ 3.2 R_d
+    x, v = dynamics.phase_mix_disc(np.random.default_rng(5), pot, pos, vel, r_d, 2.0)
+
+    def energy(p, u):
+        return dynamics.total_potential(pot.model, pot.discs, p) + 0.5 * np.sum(u**2, axis=1)
+
+    e0 = energy(pos[:1], vel[:1])[0]
+    np.testing.assert_allclose(energy(x, v), e0, rtol=2e-3)
+    np.testing.assert_allclose(x[:, 0] * v[:, 1] - x[:, 1] * v[:, 0], r0 * 1.25 * vc, rtol=1e-9)
+    # the orbit's own radius distribution: one copy over ~40 radial periods
+    t_orbit = 2 * np.pi * r0 / vc / dynamics.KMS_TO_KPC_PER_GYR
+    xs, _ = dynamics.integrate_orbits(pot.model, pot.discs, pos[:1], vel[:1], 40 * t_orbit,
+                                      t_orbit / 400, snap_times_gyr=np.linspace(0, 40, 4001)
+                                      * t_orbit)
+    r_orbit = np.hypot(xs[:, 0, 0], xs[:, 0, 1])
+    r_mixed = np.hypot(x[:, 0], x[:, 1])
+    assert r_mixed.max() > 1.5 * r0  # they left pericentre
+    assert ks_2samp(r_mixed, r_orbit).pvalue > 0.01
+    # without mixing they all sit at pericentre: the test can tell
+    assert ks_2samp(np.hypot(pos[:, 0], pos[:, 1]), r_orbit).pvalue < 1e-10
+
+
+def test_phase_mixing_zero_periods_is_the_set_up_and_a_seed_fixes_it():
+    pot, r_d = _disc_galaxy_potential()
+    rng = np.random.default_rng(0)
+    pos = np.column_stack([rng.uniform(1, 12, 200), rng.uniform(-1, 1, 200),
+                           rng.normal(0, 0.3, 200)])
+    vel = np.column_stack([rng.normal(0, 30, 200), 180 + rng.normal(0, 30, 200),
+                           rng.normal(0, 20, 200)])
+    same = dynamics.phase_mix_disc(np.random.default_rng(1), pot, pos, vel, r_d, 0.0)
+    assert same[0] is pos and same[1] is vel
+    a = dynamics.phase_mix_disc(np.random.default_rng(1), pot, pos, vel, r_d, 2.0)
+    b = dynamics.phase_mix_disc(np.random.default_rng(1), pot, pos, vel, r_d, 2.0)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.allclose(a[0], pos)

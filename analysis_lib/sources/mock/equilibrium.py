@@ -22,7 +22,11 @@ import numpy as np
 import pandas as pd
 
 from analysis_lib.particles import Galaxy, GalaxyInputError
-from analysis_lib.sources.mock.dynamics import KMS_TO_KPC_PER_GYR, integrate_orbits
+from analysis_lib.sources.mock.dynamics import (
+    KMS_TO_KPC_PER_GYR,
+    guiding_radius,
+    integrate_orbits,
+)
 
 DISC, SPHEROID = 1, 0  # Stars.extra['component']
 
@@ -37,13 +41,6 @@ def _cylindrical(pos: np.ndarray, vel: np.ndarray) -> tuple[np.ndarray, ...]:
     v_r = (pos[..., 0] * vel[..., 0] + pos[..., 1] * vel[..., 1]) / rc
     v_phi = (pos[..., 0] * vel[..., 1] - pos[..., 1] * vel[..., 0]) / rc
     return rc, v_r, v_phi, vel[..., 2]
-
-
-def _guiding_radius(lz: np.ndarray, vcirc, r_d: float) -> np.ndarray:
-    """R_g with R_g v_c(R_g) = L_z (in-plane v_c of the model), on a grid to 30 R_d."""
-    grid = np.geomspace(1e-3, 30.0, 400) * r_d
-    lgrid = np.maximum.accumulate(grid * vcirc(grid))
-    return np.interp(np.maximum(lz, 0.0), lgrid, grid)
 
 
 def disc_equilibrium(g: Galaxy, annuli_rd: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0),
@@ -89,7 +86,7 @@ def disc_equilibrium(g: Galaxy, annuli_rd: tuple[float, ...] = (1.0, 2.0, 3.0, 4
     mass = g.stars.mass[is_disc]
     if len(pos) < 200:
         raise GalaxyInputError(f"galaxy {g.galaxy_id}: fewer than 200 disc particles")
-    r_g = _guiding_radius(pos[:, 0] * vel[:, 1] - pos[:, 1] * vel[:, 0], vcirc, r_d)
+    r_g = guiding_radius(pos[:, 0] * vel[:, 1] - pos[:, 1] * vel[:, 0], vcirc, r_d)
     rng = np.random.default_rng(seed)
     bins = np.minimum((r_g / (bin_rd * r_d)).astype(int), int(12.0 / bin_rd))
     keep, weight = [], []

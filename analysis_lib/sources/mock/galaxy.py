@@ -230,10 +230,12 @@ def _galaxy_rngs(seed: int, gid: int) -> dict[str, np.random.Generator]:
     Returns
     -------
     dict
-        Generators keyed 'positions', 'velocities', 'populations', 'gas', 'orientation'.
+        Generators keyed 'positions', 'velocities', 'phase_mix', 'populations', 'gas',
+        'orientation'.
     """
     return {purpose: galaxy_rng(seed, gid, purpose)
-            for purpose in ("positions", "velocities", "populations", "gas", "orientation")}
+            for purpose in ("positions", "velocities", "phase_mix", "populations", "gas",
+                            "orientation")}
 
 
 def _bulge_particles(row: pd.Series | dict, model: SphericalModel, bulge: Hernquist,
@@ -285,8 +287,10 @@ def _bulge_particles(row: pd.Series | dict, model: SphericalModel, bulge: Hernqu
 
 
 def _disc_particles(row: pd.Series | dict, galpot, disc, particle_mass: float, rngs: dict,
-                    m_star_total: float, history) -> tuple[_StellarPart | None, dict]:
-    """Disc particles: drawn radii and azimuths, heights and velocities from the vertical DF.
+                    m_star_total: float, history, phase_mix_periods: float = 0.0
+                    ) -> tuple[_StellarPart | None, dict]:
+    """Disc particles: drawn radii and azimuths, heights and velocities from the vertical DF,
+    then each star moved a random time along its orbit (dynamics.phase_mix_disc).
 
     Parameters
     ----------
@@ -304,6 +308,9 @@ def _disc_particles(row: pd.Series | dict, galpot, disc, particle_mass: float, r
         Stellar mass including the IMF factor, Msun.
     history : object
         The star-formation history (stellar_pops.draw_history).
+    phase_mix_periods : float
+        mock.disc_phase_mix_periods: each star's random time is drawn over this many of its
+        radial periods (0: the Jeans set-up as drawn, not phase-mixed).
 
     Returns
     -------
@@ -328,6 +335,9 @@ def _disc_particles(row: pd.Series | dict, galpot, disc, particle_mass: float, r
     pos_d, vel_d = dynamics.sample_disc_particles(
         rng_vel, np.hypot(pos_d[:, 0], pos_d[:, 1]), np.arctan2(pos_d[:, 1], pos_d[:, 0]),
         moments)
+    # each star a random time along its orbit: the stationary, phase-mixed disc
+    pos_d, vel_d = dynamics.phase_mix_disc(rngs["phase_mix"], galpot, pos_d, vel_d, disc.r_d,
+                                           phase_mix_periods)
     age_d, z_d = stellar_pops.disc_populations(
         rng_pop, np.hypot(pos_d[:, 0], pos_d[:, 1]), disc.r_d, m_star_total,
         float(row["log_z_zsun"]), history)
@@ -486,7 +496,7 @@ def build_galaxy(row: pd.Series | dict, cfg: dict) -> Galaxy:
         dyn_meta.update(meta)
     if "disc" in comps:
         part, meta = _disc_particles(row, galpot, comps["disc"], m_p, rngs, m_star_total,
-                                     history)
+                                     history, float(mcfg["disc_phase_mix_periods"]))
         if part is not None:
             parts.append(part)
         dyn_meta.update(meta)
