@@ -248,7 +248,7 @@ def test_phase_mixing_spreads_stars_over_their_own_orbit_and_keeps_its_integrals
     n = 1500
     pos = np.tile([r0, 0.0, 0.2], (n, 1))
     vel = np.tile([0.0, 1.25 * vc, 10.0], (n, 1))  # at pericentre; apocentre ~ 3.2 R_d
-    x, v = dynamics.phase_mix_disc(np.random.default_rng(5), pot, pos, vel, r_d, 2.0)
+    x, v = dynamics.phase_mix_disc(np.random.default_rng(5), pot, pos, vel, r_d, 0.3, 2.0)
 
     def energy(p, u):
         return dynamics.total_potential(pot.model, pot.discs, p) + 0.5 * np.sum(u**2, axis=1)
@@ -276,10 +276,29 @@ def test_phase_mixing_zero_periods_is_the_set_up_and_a_seed_fixes_it():
                            rng.normal(0, 0.3, 200)])
     vel = np.column_stack([rng.normal(0, 30, 200), 180 + rng.normal(0, 30, 200),
                            rng.normal(0, 20, 200)])
-    same = dynamics.phase_mix_disc(np.random.default_rng(1), pot, pos, vel, r_d, 0.0)
+    same = dynamics.phase_mix_disc(np.random.default_rng(1), pot, pos, vel, r_d, 0.3, 0.0)
     assert same[0] is pos and same[1] is vel
-    a = dynamics.phase_mix_disc(np.random.default_rng(1), pot, pos, vel, r_d, 2.0)
-    b = dynamics.phase_mix_disc(np.random.default_rng(1), pot, pos, vel, r_d, 2.0)
+    a = dynamics.phase_mix_disc(np.random.default_rng(1), pot, pos, vel, r_d, 0.3, 2.0)
+    b = dynamics.phase_mix_disc(np.random.default_rng(1), pot, pos, vel, r_d, 0.3, 2.0)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.allclose(a[0], pos)
+
+
+def test_force_table_matches_the_exact_forces_where_disc_stars_go():
+    pot, r_d = _disc_galaxy_potential()
+    z0 = 0.3
+    table = dynamics.ForceTable(pot, r_d, z0, 30.0 * r_d, 15.0 * r_d)
+    rng = np.random.default_rng(2)
+    n = 4000
+    r_cyl = rng.exponential(r_d, n) + 0.01
+    z = rng.normal(0, 2 * z0, n)
+    fr, fz = table.forces(r_cyl, z)
+    ex_r, ex_z = pot.forces(r_cyl, z)
+    err = np.hypot(fr - ex_r, fz - ex_z) / np.hypot(ex_r, ex_z)
+    assert np.max(err) < 3e-3
+    assert np.all(np.sign(fz) == np.sign(ex_z))
+    # beyond the mesh: the exact forces
+    far_r, far_z = np.array([40.0 * r_d, 1.0]), np.array([0.5, 20.0 * r_d])
+    np.testing.assert_array_equal(np.column_stack(table.forces(far_r, far_z)),
+                                  np.column_stack(pot.forces(far_r, far_z)))

@@ -337,7 +337,7 @@ def _disc_particles(row: pd.Series | dict, galpot, disc, particle_mass: float, r
         moments)
     # each star a random time along its orbit: the stationary, phase-mixed disc
     pos_d, vel_d = dynamics.phase_mix_disc(rngs["phase_mix"], galpot, pos_d, vel_d, disc.r_d,
-                                           phase_mix_periods)
+                                           z0, phase_mix_periods)
     age_d, z_d = stellar_pops.disc_populations(
         rng_pop, np.hypot(pos_d[:, 0], pos_d[:, 1]), disc.r_d, m_star_total,
         float(row["log_z_zsun"]), history)
