@@ -5,17 +5,17 @@ annulus holds 100-250 disc particles and its rms height has a 3-10 % sampling er
 regenerates the same galaxies at a finer star-particle mass to beat that noise.
 
     python tools/measure_disc_drift.py --particle-mass 1e6 --per-bin 1000 --orbits 3 \
-        hot_compact0 hot_compact2 disc_q50 bulge_disc
+        disc_q25 disc_q75 bulge_disc disc_q50 hot_compact0 hot_compact2
 
 `--phase-mix-periods K` sets mock.disc_phase_mix_periods (0: the Jeans set-up as drawn, before
-the discs were phase-mixed). Measured 2026-12-03 at 1e6 Msun, 1000 per bin, three orbits, rms
-thickness drift at 1.5/2.5/3.5/4.5 R_d with the default K = 2 (phase-mixed):
-disc_q25 +0.7/+4.1/+2.9/+13.2 (+-7.5) %, disc_q75 +3.4/-0.3/-3.0/+5.8 (+-4.1) %,
-disc_q50 +2.6/-1.4/-1.7/-4.9 %, hot_compact0 +2.0/+0.5/-1.3/+7.2 (+-3.3) %,
-hot_compact2 -0.4/+0.3/-1.7/+1.7 %, bulge_disc +2.9/-3.6/+2.6/-0.1 %; the median height of the
-three outer exceptions holds to 2.5 % at 4.5 R_d (a few stars at large heights carry the
-rms); Lagrangian radii within 1.7 %. With K = 0 the same discs drifted
-+6.5 to +9.2 % at 4.5 R_d (disc_q50, hot_compact0, hot_compact2).
+the discs were phase-mixed). Measured 2026-12-03 (commit be22d62) at 1e6 Msun, 1000 per bin,
+three orbits, rms thickness drift at 1.5/2.5/3.5/4.5 R_d with the default K = 2 (phase-mixed):
+disc_q25 +0.6/+4.3/+2.7/+13.5 (+-7.6) %, disc_q75 +3.4/-0.7/-2.8/+6.7 (+-4.2) %,
+disc_q50 +2.6/-1.3/-1.6/-5.0 (+-3.8) %, hot_compact0 +2.2/+0.7/-1.2/+6.9 (+-3.2) %,
+hot_compact2 +0.2/-0.0/-1.8/+1.9 %, bulge_disc +2.9/-3.4/+2.4/-0.2 %: 21 of 24 annuli within
+5 %; at 4.5 R_d the median height of every disc holds to 2.1 % (a few stars at large heights
+carry the rms); median heights within 6 % everywhere, Lagrangian radii within 1.6 %. With
+K = 0 the same discs drifted +6.5 to +9.2 % at 4.5 R_d (disc_q50, hot_compact0, hot_compact2).
 
 Names: disc_q25 / disc_q50 / disc_q75 (late types ranked by disc scale length), hot_compact0-2
 (the three discs with the highest surface density x thickness per halo mass^(2/3)), bulge_disc
