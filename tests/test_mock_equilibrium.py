@@ -11,8 +11,9 @@ bulge + disc galaxy (0.4 < B/T < 0.7).
 The rms height of one annulus has a sampling error of 2-5 % here (Poisson bootstrap,
 'thickness_drift_err'), as large as the criterion, so the test asks for |drift| < 5 % + 2 errors
 per annulus: it catches heating of ~10 % and more (the test with v_z x 1.5 below: +20 % or
-more). Measured (phase-mixed discs, smoke population at 2e6 Msun): typical -3.7 .. +3.1 %,
-compact -0.8 .. +4.7 %, bulge_disc -2.8 .. +5.5 +- 2.4 %. Before the discs were phase-mixed
+more). Measured (phase-mixed discs, smoke population at 2e6 Msun, commit be22d62): typical
+-3.6 .. +2.6 %, compact -0.7 .. +5.1 +- 5.1 %, bulge_disc -2.7 .. +5.5 +- 2.4 %; Lagrangian
+radii within 2.3 %. Before the discs were phase-mixed
 (dynamics.phase_mix_disc), the compact and bulge + disc galaxies failed (xfail): +8 .. +16 %
 and up to +25 +- 6 %. The fine measurement (1e6 Msun, 1000 per bin, three orbits) is
 tools/measure_disc_drift.py.
