@@ -59,6 +59,8 @@ def main() -> None:
                              "Jeans set-up as drawn, not phase-mixed)")
     parser.add_argument("--out", default=None, help="CSV of every annulus")
     args = parser.parse_args()
+    if args.phase_mix_periods is not None and args.phase_mix_periods < 0:
+        parser.error(f"--phase-mix-periods must be >= 0, not {args.phase_mix_periods}")
     overrides = {"data.n_galaxies": 600, "mock.star_particle_mass": args.particle_mass}
     if args.phase_mix_periods is not None:
         overrides["mock.disc_phase_mix_periods"] = args.phase_mix_periods
