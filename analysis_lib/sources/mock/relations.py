@@ -40,30 +40,6 @@ def moster13_halo_for_mstar(m_star: np.ndarray) -> np.ndarray:
     return 10 ** np.interp(np.log10(m_star), np.log10(moster13_mstar(grid)), np.log10(grid))
 
 
-def peng10_quenched_fraction(m_star: np.ndarray) -> np.ndarray:
-    """Mass-quenched (red) fraction of centrals, Peng+2010 (ApJ 721, 193) mass term.
-
-    f_q = 1 - exp[-(M*/10^10.56)^0.80]: the mass term of Peng+2010's empirical red-fraction fit
-    f_red(rho, m) = 1 - exp[-(rho/p1)^p3 - (m/p2)^p4] (their Sec. 3 fit to SDSS, with
-    p2 = 10^10.56 Msun, p4 = 0.80), at vanishing overdensity.
-    """
-    m = np.asarray(m_star, dtype=float)
-    # NOT verified: p2 = 10^10.56 and p4 = 0.80 are as we recall Peng+2010's fit; the search
-    # corpora (docs, pages, code) hold no copy of the fit, only unrelated uses of 10^10.56.
-    # Searched again (helper H9, issue 12): `pages` (title + 'red fraction fit p1 p2 p3 p4',
-    # which returns only the abstract, bzpeer copy, and Baldry+2006's related fits), `code`
-    # (red-fraction fitting function), find_string 'p2 = 10.56', '10**10.56',
-    # 'Peng et al. (2010)', 'Peng et al. 2010, eq', 'mass quenching efficiency': no copy.
-    # Searched again (helper H10, issue 12): find_string '10^10.56', '10^{10.56}', 'Peng et
-    # al. (2010' (only unrelated uses); `code` for the fit with p1 = 1.84, p3 = 0.60; `pages`
-    # for 'epsilon_m = 1 - exp(-(m/p2)^p4)', the ar5iv text of arXiv:1003.4747 and for papers
-    # re-fitting the same form (zCOSMOS 20k, Kovac+2014): only abstracts; `docs`: none.
-    # A verified alternative is moustakas13_quiescent_fraction below (SDSS, Chabrier); it is
-    # lower than this curve by 0.1-0.25 (0.41 vs 0.59 at 10^10.5, 0.65 vs 0.89 at 10^11).
-    # Switching the mock to it needs a change in population.py / validation.py (not done here).
-    return 1.0 - np.exp(-((m / 10**10.56) ** 0.80))
-
-
 # Moustakas et al. (2013, ApJ 767, 50), SDSS-GALEX part (0.01 < z < 0.20), Chabrier IMF,
 # h = 0.7: numbers of all and of quiescent galaxies in 0.1-dex bins of log M*. Verified: the
 # author's own data file (header 'J. Moustakas et al. 2013, ApJ, 767, 50 ... Chabrier (2003)
@@ -85,8 +61,8 @@ def moustakas13_quiescent_fraction(m_star: np.ndarray) -> np.ndarray:
 
     Moustakas et al. (2013) classify galaxies as quiescent or star-forming by their SED-fitted
     SFR; the fraction is their ngalQ / ngal, interpolated in log M* (end values kept outside
-    10^9.0-10^11.7). Why: unlike the Peng+2010 fit above it is checked against the authors'
-    own numbers, so it can replace or bound the mock's quenched fraction.
+    10^9.0-10^11.7). Why: it is checked against the authors' own numbers (it replaced a
+    Peng+2010 red-fraction fit whose parameters could not be verified here).
     """
     frac = _MOUSTAKAS13_NQ / _MOUSTAKAS13_NGAL
     return np.interp(np.log10(np.asarray(m_star, dtype=float)), _MOUSTAKAS13_LOGM, frac)
