@@ -13,6 +13,7 @@ from analysis_lib.sources.mock.shortcuts import (
     dust_free_colour,
     dust_free_log_ml_r,
     fit_residual_scatter,
+    galaxy_bootstrap_std,
     overlap_fractions,
     red_sequence_medians,
     shortcut_table,
@@ -75,6 +76,10 @@ def test_dust_free_columns_and_scatter():
     table = shortcut_table(t).set_index("check")
     row = "scatter of log M*/L_r (2 R_half) about a line in g-r, dust-free, early types [dex]"
     assert table.loc[row, "value"] == pytest.approx(0.1, abs=0.015) and table.loc[row, "met"]
+    # ~1500 early rows, drawn independently (also within a galaxy): a Gaussian scatter's
+    # standard error is 0.1 / sqrt(2 x 1500) ~ 0.0018
+    n_early = int(np.sum(t["galaxy_type"] == 1))
+    assert table.loc[row, "uncertainty"] == pytest.approx(0.1 / np.sqrt(2 * n_early), rel=0.3)
     x = np.linspace(0, 1, 50)
     assert fit_residual_scatter(x, 2 * x + 1) == pytest.approx(0.0, abs=1e-12)
     assert overlap_fractions(np.zeros(10), np.ones(10)) == (0.0, 0.0)
@@ -84,6 +89,18 @@ def test_dust_free_columns_and_scatter():
     off = red_sequence_medians(t, reference=lambda lm: 0.70 + 0.0 * lm)
     np.testing.assert_allclose(off["offset_dust_free"], off["g_r_dust_free"] - 0.70)
     np.testing.assert_allclose(off["offset_attenuated"], off["g_r_attenuated"] - 0.70)
+
+
+def test_galaxy_bootstrap_resamples_whole_galaxies():
+    """Rows of one galaxy move together: with identical rows per galaxy the bootstrap error of
+    a mean is that of the galaxies, not sqrt(rows per galaxy) smaller."""
+    rng = np.random.default_rng(3)
+    per_galaxy = rng.normal(0, 1, 400)
+    groups = np.repeat(np.arange(400), 5)
+    err = galaxy_bootstrap_std(np.mean, groups, np.repeat(per_galaxy, 5), n_boot=400)
+    assert err == pytest.approx(1 / np.sqrt(400), rel=0.15)
+    # the same seed gives the same number
+    assert err == galaxy_bootstrap_std(np.mean, groups, np.repeat(per_galaxy, 5), n_boot=400)
 
 
 def test_missing_columns_are_named():
