@@ -101,10 +101,10 @@ def universe_overview(profile: str, universes: list[str], n_population: int, n_b
 
 def shortcut_checks(table: pd.DataFrame) -> pd.DataFrame:
     """The shortcut checks of the mock (type vs SFR and kinetic B/T, M*/L vs colour) on a
-    dataset's table; see sources/mock/shortcuts.py."""
+    dataset's table, values and uncertainties to 3 decimals; see sources/mock/shortcuts.py."""
     from analysis_lib.sources.mock import shortcuts
 
-    return shortcuts.shortcut_table(table)
+    return shortcuts.shortcut_table(table).round({"value": 3, "uncertainty": 3})
 
 
 def disc_dynamics(galaxies: list, n_orbits: float = 3.0) -> tuple[pd.DataFrame, dict | None]:
