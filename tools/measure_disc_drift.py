@@ -17,8 +17,9 @@ disc_q75 +1.2 / -0.2 / +0.3 / +0.6 (+-1.5) %, hot_compact0 -0.1 / -0.3 / -0.2 / 
 hot_compact2 +0.7 / +1.0 / +2.3 / +2.5 (+-1.9) %, bulge_disc +0.3 / -0.8 / +0.3 / +0.2 %:
 all 24 annuli within 2.5 %; median heights within 2.7 %, Lagrangian radii within 1.3 %.
 `--phase-mix-periods K` sets mock.disc_phase_mix_periods (0: the Jeans set-up as drawn, before
-the discs were phase-mixed; measured with 1000 per bin at 1e6 Msun, commit be22d62, three of
-these discs then drifted +6.5 to +9.2 % at 4.5 R_d).
+the discs were phase-mixed). With K = 0 and every star (same command, commit ef2bbe2),
+hot_compact0 drifted +1.0 / +0.5 / +3.8 / +8.6 (+-1.9) % and hot_compact2 +1.8 / +4.1 / +6.6 /
++14.9 (+-1.9) %: the measurement sees a disc out of equilibrium, and the phase mixing removes it.
 
 Names: disc_q25 / disc_q50 / disc_q75 (late types ranked by disc scale length), hot_compact0-2
 (the three discs with the highest surface density x thickness per halo mass^(2/3)), bulge_disc
