@@ -361,3 +361,26 @@ def test_augmentation_twin_has_the_same_seeds_and_is_compared(synthetic_dataset,
     with pytest.raises(CNNExperimentError, match="augment"):
         cp.run_augmentation(acfg, synthetic_dataset, [], store)
 
+
+
+def test_flow_point_predictions_keep_a_collapsed_posterior():
+    """A flow can put an out-of-distribution galaxy on a near-delta posterior (the smoke
+    profile did, after a mock change): its 68 % half-width is 0, which has no Gaussian CRPS.
+    The point predictions keep the galaxy (median, half-width 0) instead of stopping the run."""
+    rng = np.random.default_rng(0)
+    n, targets = 6, ["log_mstar", "log_mtot"]
+    truth = rng.normal(10.5, 0.3, (n, 2))
+    samples = truth[None] + rng.normal(0, 0.1, (500, n, 2))
+    samples[:, 2, 0] = 9.0  # a collapsed marginal
+    table = pd.DataFrame({"galaxy_id": np.arange(n), "projection": 0,
+                          "galaxy_type": n // 2 * [0, 1], "inclination_deg": 60.0,
+                          "log_mstar": truth[:, 0], "log_mtot": truth[:, 1],
+                          "row": np.arange(n)})
+    pred, metrics = cp.flow_point_predictions(samples, table, {"name": "f", "targets": targets})
+    assert list(pred.columns[:8]) == ["galaxy_id", "projection", "galaxy_type", "inclination_deg",
+                                      "true_log_mstar", "pred_log_mstar", "pred_sigma_log_mstar",
+                                      "true_log_mtot"]
+    assert pred.loc[2, "pred_sigma_log_mstar"] == 0.0 and pred.loc[2, "pred_log_mstar"] == 9.0
+    np.testing.assert_allclose(pred["pred_log_mtot"], np.median(samples[..., 1], axis=0))
+    assert np.all(pred.drop(index=2)["pred_sigma_log_mstar"].between(0.07, 0.13))
+    assert set(metrics["targets"]) == set(targets) and "calibration" not in metrics
