@@ -28,7 +28,9 @@
   mass) and by up to 50 % at 5 R_d in the hottest smoke disc (equilibrium.disc_equilibrium).
   Then every disc star is moved a random time along its own orbit (`phase_mix_disc`, knob
   mock.disc_phase_mix_periods): the Gaussian in-plane set-up is not stationary in hot discs,
-  and its outer disc thickened by 6.5-9 % at 4.5 R_d over three orbits before this step.
+  and without this step its outer disc thickens by +8.6 and +14.9 % at 4.5 R_d over three
+  orbits in the two hottest test discs (every star, tools/measure_disc_drift.py
+  --phase-mix-periods 0), against +1.4 and +2.5 % with it.
 - `integrate_orbits`: a kick-drift-kick leapfrog in the same fixed potential, to check
   equilibrium (equilibrium.py).
 
@@ -545,8 +547,9 @@ def phase_mix_disc(rng: np.random.Generator, pot: GalaxyPotential, pos: np.ndarr
 
     Why: the Jeans/epicyclic set-up (Gaussian v_R, v_phi about the asymmetric drift) puts the
     stars of a hot disc at radial phases no stationary distribution has; left alone, such a disc
-    re-arranges itself over its first orbits (rms height +6.5 to +9.2 % at 4.5 R_d over three
-    orbits, measured at 1e6 Msun with tools/measure_disc_drift.py). A stationary distribution
+    re-arranges itself over its first orbits (rms height +8.6 and +14.9 % at 4.5 R_d over three
+    orbits in hot_compact0 and hot_compact2, every star at 2e5 Msun with
+    tools/measure_disc_drift.py --per-bin 0 --phase-mix-periods 0). A stationary distribution
     is a function of the integrals of motion only; following each star for a random time spreads
     it over its own orbit while keeping its energy, L_z and actions: the phase-mixed version of
     the same disc, with the surface density and vertical actions the set-up gave it. Integrating

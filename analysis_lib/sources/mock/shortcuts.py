@@ -23,6 +23,15 @@ REQUIRED_COLUMNS = ("galaxy_id", "galaxy_type", "sfr", "kinetic_bt", "g_r", "log
                     "log_ml_r_2rhalf", "g_r_nodust", "log_ml_r_nodust", "log_ml_r_2rhalf_nodust")
 
 
+# The all-galaxy rows are context, not a requirement (met is None): Bell et al. (2003, ApJS 149,
+# 289) quote ~0.1 dex for observed galaxies; in the galform
+# semi-analytic model, with its own star-formation and enrichment histories, one intrinsic
+# colour gives the V-band M*/L to ~0.06 dex (Wilkins et al. 2013,
+# arXiv:1304.4421, abstract).
+ALL_GALAXY_ML_CONTEXT = ("context: ~0.1 dex for observed galaxies (Bell+03); "
+                         "~0.06 dex intrinsic in galform (Wilkins+13, V band)")
+
+
 def _check_columns(table: pd.DataFrame, extra: tuple[str, ...] = ()) -> None:
     missing = [c for c in (*REQUIRED_COLUMNS, *extra) if c not in table.columns]
     if missing:
@@ -139,7 +148,9 @@ def shortcut_table(table: pd.DataFrame, n_folds: int = 5,
     requirement, met.
 
     uncertainty: for the fractions and scatters, the standard deviation over bootstrap
-    resamples of whole galaxies (`galaxy_bootstrap_std`); 'met' compares the value alone.
+    resamples of whole galaxies (`galaxy_bootstrap_std`); 'met' compares the value alone, and
+    is None for rows that are context rather than a requirement (the all-galaxy M*/L
+    scatters, ALL_GALAXY_ML_CONTEXT).
 
     M*/L_r scatter about a line in g - r: g - r is measured within projected 2 R_half; M*/L_r
     both within projected R_half (log_ml_r, the models' target) and within 2 R_half (the
@@ -184,11 +195,11 @@ def shortcut_table(table: pd.DataFrame, n_folds: int = 5,
           ("attenuated", "R_half"): table["log_ml_r"].to_numpy(float),
           ("attenuated", "2 R_half"): table["log_ml_r_2rhalf"].to_numpy(float)}
     for who, sel in (("early types", early), ("all", np.ones(len(early), bool))):
-        need = ">= 0.05 dex" if who == "early types" else "~0.1 dex (Bell+03)"
+        need = ">= 0.05 dex" if who == "early types" else ALL_GALAXY_ML_CONTEXT
         for (kind, aperture), values in ml.items():
             s = fit_residual_scatter(gr[kind][sel], values[sel])
             add(f"scatter of log M*/L_r ({aperture}) about a line in g-r, {kind}, {who} [dex]",
-                s, need, s >= 0.05,
+                s, need, (s >= 0.05) if who == "early types" else None,
                 galaxy_bootstrap_std(fit_residual_scatter, gid[sel], gr[kind][sel], values[sel]))
     rs = red_sequence_medians(table, reference=red_sequence_reference)
     for _, row in rs.iterrows():

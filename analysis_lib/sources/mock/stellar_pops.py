@@ -31,9 +31,13 @@ the study's results.
   t_dep = 2.5 x 2 Gyr = 5 Gyr: the Bigiel et al. (2008) molecular depletion time of spirals
   (2 Gyr, helium included) lengthened by the factor ~2.5 lower efficiency of ATLAS3D early
   types (Davis et al. 2014, MNRAS 444, 3427).
-- Metallicity: the galaxy's Gallazzi et al. (2005) log Z/Zsun plus component offsets and
-  gradients (bulges +0.05 dex and -0.2 dex per dex in r / R_e,bulge; discs -0.1 dex per disc
-  half-mass radius), 0.1 dex particle scatter. Gallazzi+05 use BC03, whose solar metallicity
+- Metallicity (`MetallicityModel`, defaults in DEFAULT_METALLICITY): the galaxy's Gallazzi et
+  al. (2005) log Z/Zsun plus component offsets and gradients (bulges +0.05 dex and -0.2 dex per
+  dex in r / R_e,bulge; discs -0.1 dex per disc half-mass radius), 0.1 dex particle scatter;
+  these four numbers are our choices. The model's other fields (a galaxy-to-galaxy spread of
+  the bulge gradient, an age-metallicity relation within each component) are off by default:
+  colour_ml.ml_colour_lever_table switches them on to show how little they move the M*/L
+  scatter at fixed colour. Gallazzi+05 use BC03, whose solar metallicity
   is Z = 0.02, so Z = 0.02 x 10^[log Z/Zsun] (GALLAZZI_ZSUN). Gas metallicities (Curti et al.
   2020, 12 + log O/H relative to 8.69) keep the project's Zsun = 0.0127
   (particles.SOLAR_METALLICITY), which the dust model also uses. The galaxy's metallicity is
@@ -63,6 +67,48 @@ BURST_BIN_GYR = 0.2
 QUENCH_LOOKBACK_GYR = (0.5, 8.0)
 QUENCH_TAU_GYR = (0.1, 1.0)
 ETG_H2_DEPLETION_GYR = 2.5 * 2.0  # Davis+2014 factor x Bigiel+2008 depletion time
+
+
+@dataclass(frozen=True)
+class MetallicityModel:
+    """How star particles' metallicities scatter about the galaxy's Gallazzi+05 value.
+
+    Attributes
+    ----------
+    bulge_offset_dex : float
+        Spheroid log Z offset from the galaxy value at r = R_e,bulge.
+    bulge_gradient : float
+        Spheroid d log Z / d log r (dex per dex of r / R_e,bulge).
+    bulge_gradient_scatter : float
+        Galaxy-to-galaxy standard deviation of bulge_gradient (drawn once per spheroid);
+        0 draws nothing.
+    disc_gradient_per_re : float
+        Disc d log Z / d(R / R_e,disc), R_e,disc = 1.678 R_d.
+    particle_scatter_dex : float
+        Gaussian log Z scatter of single particles about the component's profile.
+    enrichment_dex : float
+        Age-metallicity relation within a component: log Z rises linearly in formation time by
+        this many dex from the component's start to today, with zero mean over its particles
+        (so the galaxy's Gallazzi value stays the anchor); 0 = no relation.
+    """
+
+    bulge_offset_dex: float = 0.05
+    bulge_gradient: float = -0.2
+    bulge_gradient_scatter: float = 0.0
+    disc_gradient_per_re: float = -0.1
+    particle_scatter_dex: float = 0.1
+    enrichment_dex: float = 0.0
+
+
+DEFAULT_METALLICITY = MetallicityModel()
+
+
+def _enrichment(age_gyr: np.ndarray, start_gyr: float, enrichment_dex: float) -> np.ndarray:
+    """log Z offsets of an age-metallicity relation: linear in formation time, zero mean."""
+    if enrichment_dex == 0 or not len(age_gyr):
+        return np.zeros(len(age_gyr))
+    formed = (start_gyr - age_gyr) / start_gyr  # 0 at the component's start, 1 today
+    return enrichment_dex * (formed - formed.mean())
 
 
 def spheroid_tau_gyr(m_star: float) -> float:
@@ -163,20 +209,27 @@ def _to_z(log_z_zsun: np.ndarray) -> np.ndarray:
 
 
 def bulge_populations(rng: np.random.Generator, r_kpc: np.ndarray, re_bulge: float,
-                      m_star: float, log_z_gal: float, history: GalaxyHistory
+                      m_star: float, log_z_gal: float, history: GalaxyHistory,
+                      zmodel: MetallicityModel = DEFAULT_METALLICITY
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(age Gyr, Z) for spheroid particles at 3D radius r."""
+    """(age Gyr, Z) for spheroid particles at 3D radius r (metallicities: `zmodel`)."""
     tau = spheroid_tau_gyr(m_star) * history.tau_factor
     age = sample_ages(rng, tau, history.spheroid_start_gyr, len(r_kpc), history)
-    log_z = (log_z_gal + 0.05 - 0.2 * np.log10(np.maximum(r_kpc, 1e-3) / re_bulge)
-             + rng.normal(0, 0.1, len(r_kpc)))
+    gradient = zmodel.bulge_gradient
+    if zmodel.bulge_gradient_scatter > 0:
+        gradient += zmodel.bulge_gradient_scatter * rng.normal()
+    log_z = (log_z_gal + zmodel.bulge_offset_dex
+             + gradient * np.log10(np.maximum(r_kpc, 1e-3) / re_bulge)
+             + rng.normal(0, zmodel.particle_scatter_dex, len(r_kpc))
+             + _enrichment(age, history.spheroid_start_gyr, zmodel.enrichment_dex))
     return age, _to_z(log_z)
 
 
 def disc_populations(rng: np.random.Generator, r_cyl_kpc: np.ndarray, r_d: float,
-                     m_star: float, log_z_gal: float, history: GalaxyHistory
+                     m_star: float, log_z_gal: float, history: GalaxyHistory,
+                     zmodel: MetallicityModel = DEFAULT_METALLICITY
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(age Gyr, Z) for disc particles at cylindrical radius R.
+    """(age Gyr, Z) for disc particles at cylindrical radius R (metallicities: `zmodel`).
 
     Discs of quenched galaxies are faded star-forming discs: the same inside-out history,
     stopped at the galaxy's quenching time (red spirals 'ceased star formation gradually' and
@@ -185,7 +238,9 @@ def disc_populations(rng: np.random.Generator, r_cyl_kpc: np.ndarray, r_d: float
     n = len(r_cyl_kpc)
     tau = disc_tau_gyr(m_star) * history.tau_factor * (0.7 + 0.3 * r_cyl_kpc / r_d)
     age = sample_ages(rng, tau, history.disc_start_gyr, n, history)
-    log_z = log_z_gal - 0.1 * (r_cyl_kpc / (1.678 * r_d) - 1.0) + rng.normal(0, 0.1, n)
+    log_z = (log_z_gal + zmodel.disc_gradient_per_re * (r_cyl_kpc / (1.678 * r_d) - 1.0)
+             + rng.normal(0, zmodel.particle_scatter_dex, n)
+             + _enrichment(age, history.disc_start_gyr, zmodel.enrichment_dex))
     return age, _to_z(log_z)
 
 
