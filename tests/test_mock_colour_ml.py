@@ -23,7 +23,7 @@ def test_default_metallicity_model_is_the_documented_profile():
     rng = np.random.default_rng(1)
     age_ref = sp.sample_ages(rng, sp.spheroid_tau_gyr(5e10) * hist.tau_factor,
                              hist.spheroid_start_gyr, len(r), hist)
-    log_z = 0.1 + 0.05 - 0.2 * np.log10(r / 2.0) + rng.normal(0, 0.1, len(r))
+    log_z = 0.1 + 0.05 - 0.3 * np.log10(r / 2.0) + rng.normal(0, 0.1, len(r))
     np.testing.assert_array_equal(age, age_ref)
     np.testing.assert_array_equal(z, 0.02 * 10**np.clip(log_z, -2.5, 0.6))
     rc = np.linspace(0.1, 15.0, 5000)
@@ -49,18 +49,18 @@ def test_enrichment_makes_young_stars_metal_rich_and_keeps_the_mean():
 
 def test_gradient_scatter_varies_between_galaxies_only_when_asked():
     r = np.geomspace(0.2, 20.0, 2000)
-    model = sp.MetallicityModel(bulge_gradient=-0.3, bulge_gradient_scatter=0.1,
+    model = sp.MetallicityModel(bulge_gradient=-0.4, bulge_gradient_scatter=0.1,
                                 particle_scatter_dex=0.0)
     slopes = []
     for seed in range(60):
         _, z = sp.bulge_populations(np.random.default_rng(seed), r, 2.0, 5e10, 0.0, _history(),
                                     model)
         slopes.append(np.polyfit(np.log10(r / 2.0), np.log10(z), 1)[0])
-    assert np.mean(slopes) == pytest.approx(-0.3, abs=0.04)
+    assert np.mean(slopes) == pytest.approx(-0.4, abs=0.04)
     assert np.std(slopes) == pytest.approx(0.1, rel=0.3)
     fixed = sp.MetallicityModel(particle_scatter_dex=0.0)
     _, z = sp.bulge_populations(np.random.default_rng(0), r, 2.0, 5e10, 0.0, _history(), fixed)
-    assert np.polyfit(np.log10(r / 2.0), np.log10(z), 1)[0] == pytest.approx(-0.2, abs=1e-9)
+    assert np.polyfit(np.log10(r / 2.0), np.log10(z), 1)[0] == pytest.approx(-0.3, abs=1e-9)
 
 
 def test_scatter_summary_recovers_a_known_scatter():

@@ -45,21 +45,20 @@ HERNQUIST_RE_OVER_A = 1.8153  # projected half-mass radius of a Hernquist sphere
 # Metallicity-model variants with a published basis (ml_colour_lever_table's default rows).
 LEVERS: dict[str, stellar_pops.MetallicityModel] = {
     "as built (defaults)": stellar_pops.DEFAULT_METALLICITY,
-    # Pagel (1981, ARA&A 19, 77): solar-neighbourhood [Fe/H] Gaussian with sd ~0.2
+    # Pagel (1981, ARA&A 19, 77, section 2.2): solar-neighbourhood [Fe/H] Gaussian with sd ~0.2
     "particle scatter 0.2 dex (Pagel 1981)": stellar_pops.MetallicityModel(
         particle_scatter_dex=0.2),
-    # Kobayashi & Arimoto (1999, ApJ 527, 573): typical d[Fe/H]/dlog r ~ -0.3, differing between
-    # ellipticals; Tamura & Ohta (2003, AJ 126, 596): -0.3 +- 0.1 in Abell 2199 (the +- read
-    # as the galaxy-to-galaxy spread)
-    "bulge gradient -0.3 +- 0.1 per galaxy (Kobayashi & Arimoto 1999)":
-        stellar_pops.MetallicityModel(bulge_gradient=-0.3, bulge_gradient_scatter=0.1),
-    # Haywood (2006, MNRAS 371, 1760): mean Z of the solar-neighbourhood disc rises by about a
+    # Kobayashi & Arimoto (1999, astro-ph/9907091): gradients differ between ellipticals of the
+    # same mass; Tamura & Ohta (2003, astro-ph/0304404): -0.3 +- 0.1 in Abell 2199 (the +- read as
+    # the galaxy-to-galaxy spread)
+    "bulge gradient spread 0.1 between galaxies (Tamura & Ohta 2003)":
+        stellar_pops.MetallicityModel(bulge_gradient_scatter=0.1),
+    # Haywood (2006, astro-ph/0609523): mean Z of the solar-neighbourhood disc rises by about a
     # factor of 2 (0.3 dex) over the disc's age
     "age-metallicity relation 0.3 dex (Haywood 2006)": stellar_pops.MetallicityModel(
         enrichment_dex=0.3),
     "all three": stellar_pops.MetallicityModel(
-        particle_scatter_dex=0.2, bulge_gradient=-0.3, bulge_gradient_scatter=0.1,
-        enrichment_dex=0.3),
+        particle_scatter_dex=0.2, bulge_gradient_scatter=0.1, enrichment_dex=0.3),
 }
 
 

@@ -32,14 +32,18 @@ the study's results.
   (2 Gyr, helium included) lengthened by the factor ~2.5 lower efficiency of ATLAS3D early
   types (Davis et al. 2014, MNRAS 444, 3427).
 - Metallicity (`MetallicityModel`, defaults in DEFAULT_METALLICITY): the galaxy's Gallazzi et
-  al. (2005) log Z/Zsun plus component offsets and gradients (bulges +0.05 dex and -0.2 dex per
-  dex in r / R_e,bulge; discs -0.1 dex per disc half-mass radius), 0.1 dex particle scatter;
-  these four numbers are our choices. The model's other fields (a galaxy-to-galaxy spread of
-  the bulge gradient, an age-metallicity relation within each component) are off by default:
-  colour_ml.ml_colour_lever_table switches them on to show how little they move the M*/L
-  scatter at fixed colour. Gallazzi+05 use BC03, whose solar metallicity
-  is Z = 0.02, so Z = 0.02 x 10^[log Z/Zsun] (GALLAZZI_ZSUN). Gas metallicities (Curti et al.
-  2020, 12 + log O/H relative to 8.69) keep the project's Zsun = 0.0127
+  al. (2005) log Z/Zsun plus component offsets and gradients, and a particle scatter. Bulges:
+  -0.3 dex per dex in r / R_e,bulge, the typical gradient of ellipticals (Kobayashi & Arimoto
+  1999, astro-ph/9907091, abstract: d[Fe/H]/dlog r ~ -0.3; Tamura & Ohta 2003, astro-ph/0304404,
+  abstract: -0.3 +- 0.1 from colour gradients in Abell 2199), offset +0.05 dex at R_e,bulge (our
+  choice). Discs: -0.1 dex per disc half-mass radius (our choice). Particle scatter 0.1 dex (our
+  choice; the metallicity dispersion of solar-neighbourhood stars younger than 3 Gyr is about
+  0.1 dex, Haywood 2006, astro-ph/0609523, abstract). The model's other fields (a
+  galaxy-to-galaxy spread of the bulge gradient, an age-metallicity relation within each
+  component) are off by default: colour_ml.ml_colour_lever_table switches them on to show how
+  little they move the M*/L scatter at fixed colour. Gallazzi+05 use BC03, whose solar
+  metallicity is Z = 0.02, so Z = 0.02 x 10^[log Z/Zsun] (GALLAZZI_ZSUN). Gas metallicities
+  (Curti et al. 2020, 12 + log O/H relative to 8.69) keep the project's Zsun = 0.0127
   (particles.SOLAR_METALLICITY), which the dust model also uses. The galaxy's metallicity is
   drawn independently of its history: observed ellipticals anti-correlate age and metallicity at
   fixed sigma (the 'Z-plane' of Trager et al. 2000, AJ 120, 165; astro-ph/0004095), but no
@@ -93,7 +97,7 @@ class MetallicityModel:
     """
 
     bulge_offset_dex: float = 0.05
-    bulge_gradient: float = -0.2
+    bulge_gradient: float = -0.3
     bulge_gradient_scatter: float = 0.0
     disc_gradient_per_re: float = -0.1
     particle_scatter_dex: float = 0.1
