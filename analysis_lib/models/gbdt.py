@@ -335,14 +335,8 @@ class GBDTEstimator:
     # -- store
     def write_extra(self, entry: Path) -> None:
         """Importances, their agreement, the correlation matrix, SHAP values and the model."""
-        extra = entry / "extra"
-        self.importances_.to_csv(extra / "importance.csv", index=False)
-        (extra / "importance_agreement.json").write_text(
-            json.dumps(self.agreement_, indent=2, sort_keys=True))
-        self.correlations_.rename_axis("column").reset_index().to_csv(
-            extra / "correlation.csv", index=False)
-        self.shap_frame_.to_csv(extra / "shap_values.csv", index=False)
-        (extra / "model.txt").write_text(self.booster_.model_to_string())
+        _write_extras(entry / "extra", self.importances_, self.agreement_, self.correlations_,
+                      self.shap_frame_, self.booster_)
 
     def as_fit(self, predictions: pd.DataFrame, metrics: dict) -> GBDTFit:
         """The fitted state as a GBDTFit (what `fit_gbdt` returns)."""
@@ -521,6 +515,20 @@ def _versions() -> dict:
             "scikit-learn": sklearn.__version__}
 
 
+def _write_extras(extra: Path, importances: pd.DataFrame, agreement: dict,
+                  correlations: pd.DataFrame, shap_values: pd.DataFrame, booster) -> None:
+    """The files a GBDT store entry holds besides its metrics (one writer for the estimator
+    and `save_fit`, so the two cannot drift apart): importances, their agreement, the
+    feature correlation matrix, SHAP values and the LightGBM model text."""
+    importances.to_csv(extra / "importance.csv", index=False)
+    (extra / "importance_agreement.json").write_text(
+        json.dumps(agreement, indent=2, sort_keys=True))
+    correlations.rename_axis("column").reset_index().to_csv(
+        extra / "correlation.csv", index=False)
+    shap_values.to_csv(extra / "shap_values.csv", index=False)
+    (extra / "model.txt").write_text(booster.model_to_string())
+
+
 def save_fit(fit: GBDTFit, cfg: dict, experiment: dict, store: ResultsStore,
              dataset_path: Path, dataset_source: str, fingerprint: str | None = None) -> Path:
     """Write the run as one new store entry: the extras go into the same temporary entry as
@@ -528,14 +536,8 @@ def save_fit(fit: GBDTFit, cfg: dict, experiment: dict, store: ResultsStore,
     name = fit.metrics["run"]
 
     def write_extras(entry: Path) -> None:
-        extra = entry / "extra"
-        fit.importances.to_csv(extra / "importance.csv", index=False)
-        (extra / "importance_agreement.json").write_text(
-            json.dumps(fit.agreement, indent=2, sort_keys=True))
-        fit.correlations.rename_axis("column").reset_index().to_csv(
-            extra / "correlation.csv", index=False)
-        fit.shap_values.to_csv(extra / "shap_values.csv", index=False)
-        (extra / "model.txt").write_text(fit.booster.model_to_string())
+        _write_extras(entry / "extra", fit.importances, fit.agreement, fit.correlations,
+                      fit.shap_values, fit.booster)
 
     config = {**cfg, "experiment": experiment, "split_by": fit.metrics["split_by"],
               "lightgbm_params": fit.params}
